@@ -1,0 +1,435 @@
+"""The model catalog: metadata validation, registration, and the WS1 backfill.
+
+Registration and the backfill share one write path (_write_model_version), so
+legacy artifacts go through the same validators agents use.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+import psycopg
+
+from . import db
+from .config import Settings
+from .logging import get_logger, log_tool_call
+from .resources import schema_path
+
+log = get_logger(__name__)
+
+# Fields of the model_versions row a registration may set directly.
+MODEL_VERSION_FIELDS = (
+    "code_repo_url", "code_commit_sha", "code_entrypoint", "training_started_at",
+    "training_completed_at", "trained_by", "gpu_allocation_id", "training_params_json",
+    "eval_metrics_json", "eval_dataset_artifact_id", "benchmark_id",
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    path: str  # JSON path, e.g. "$.metadata.parameter_count"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class MetadataValidationError(ValueError):
+    """Invalid model metadata or registration; lists every violation, not only the first."""
+
+    def __init__(self, violations: Iterable[Violation], what: str = "model metadata"):
+        self.violations = list(violations)
+        lines = "\n".join(f"  - {v}" for v in self.violations)
+        super().__init__(f"invalid {what}: {len(self.violations)} violation(s)\n{lines}")
+
+
+@cache
+def _validator(name: str) -> jsonschema.Draft7Validator:
+    schema = json.loads(schema_path(name).read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+
+
+def metadata_schema() -> dict:
+    return _validator("model_artifact_metadata.json").schema
+
+
+def _join_path(prefix: str, error: jsonschema.ValidationError) -> str:
+    path = prefix
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _describe(error: jsonschema.ValidationError, prefix: str) -> Violation:
+    if error.validator == "required":
+        # "'framework' is a required property": point at the missing key itself.
+        missing = re.match(r"'(.+)' is a required property", error.message)
+        if missing:
+            return Violation(f"{_join_path(prefix, error)}.{missing.group(1)}", "required property is missing")
+    if error.validator == "additionalProperties":
+        return Violation(_join_path(prefix, error), error.message)
+    instance = json.dumps(error.instance, default=str)
+    if len(instance) > 60:
+        instance = instance[:57] + "..."
+    return Violation(_join_path(prefix, error), error.message.replace(repr(error.instance), instance, 1)
+                     if len(repr(error.instance)) > 60 else error.message)
+
+
+def _flatten(errors, prefix: str, instance: Any) -> list[Violation]:
+    violations: list[Violation] = []
+    for error in errors:
+        if error.validator == "oneOf" and error.context and not error.absolute_path and isinstance(instance, dict):
+            # The root oneOf picks internal vs external by is_external. Report
+            # the violations of the variant the payload asked for, which says
+            # "external_source_url is missing" rather than "not valid under
+            # any of the given schemas".
+            external = instance.get("is_external") in (True, 1) and not isinstance(instance.get("is_external"), float)
+            variant = 1 if external else 0
+            branch = [e for e in error.context if e.schema_path and e.schema_path[0] == variant
+                      and not (e.absolute_path and e.absolute_path[0] == "is_external")]
+            violations.extend(_flatten(branch, prefix, instance))
+        else:
+            violations.append(_describe(error, prefix))
+    # Deduplicate while keeping order (a field can fail the same way twice).
+    seen, unique = set(), []
+    for violation in violations:
+        if (violation.path, violation.message) not in seen:
+            seen.add((violation.path, violation.message))
+            unique.append(violation)
+    return unique
+
+
+def metadata_violations(metadata: Any, prefix: str = "$") -> list[Violation]:
+    if not isinstance(metadata, dict):
+        return [Violation(prefix, f"metadata must be a JSON object, not {type(metadata).__name__}")]
+    errors = sorted(_validator("model_artifact_metadata.json").iter_errors(metadata),
+                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return _flatten(errors, prefix, metadata)
+
+
+def validate_metadata(metadata: Any) -> dict:
+    """Validate model metadata against schemas/model_artifact_metadata.json.
+
+    Returns the metadata unchanged when valid; raises MetadataValidationError
+    (a ValueError) naming every violation with its JSON path otherwise.
+    """
+    violations = metadata_violations(metadata)
+    if violations:
+        raise MetadataValidationError(violations)
+    return metadata
+
+
+def registration_violations(payload: Any) -> list[Violation]:
+    if not isinstance(payload, dict):
+        return [Violation("$", f"a registration must be a JSON object, not {type(payload).__name__}")]
+    errors = sorted(_validator("model_registration.json").iter_errors(payload),
+                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    violations = _flatten(errors, "$", payload)
+    if isinstance(payload.get("metadata"), dict):
+        violations += metadata_violations(payload["metadata"], "$.metadata")
+        metadata = payload["metadata"]
+        for key in ("benchmark_id",):
+            if key in metadata and payload.get(key) not in (None, metadata[key]):
+                violations.append(Violation(f"$.{key}", f"differs from $.metadata.{key} ({metadata[key]!r})"))
+    for start, end in (("training_started_at", "training_completed_at"),):
+        try:
+            if payload.get(start) and payload.get(end) and \
+                    datetime.fromisoformat(payload[end]) < datetime.fromisoformat(payload[start]):
+                violations.append(Violation(f"$.{end}", f"is before {start}"))
+        except (TypeError, ValueError):
+            pass  # the format checker reports unparseable timestamps
+    return violations
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _database_violations(conn: psycopg.Connection, payload: dict) -> list[Violation]:
+    """What only the database can tell: ids that must or must not exist."""
+    violations = []
+    artifact_id = payload.get("artifact_id")
+    if artifact_id and db.fetch_one(conn, "artifact_exists", {"id": artifact_id})["present"]:
+        violations.append(Violation("$.artifact_id", f"an artifact {artifact_id!r} already exists"))
+    parent_id = payload.get("parent_version_id")
+    if parent_id:
+        parent = db.fetch_one(conn, "artifact_by_id", {"id": parent_id})
+        if parent is None:
+            violations.append(Violation("$.parent_version_id", f"no artifact {parent_id!r}"))
+        elif parent["artifact_type"] != "model":
+            violations.append(Violation("$.parent_version_id", f"{parent_id!r} is a {parent['artifact_type']}, not a model"))
+    metadata = payload.get("metadata") or {}
+    for path, ref in (("$.metadata.base_model_id", metadata.get("base_model_id")),
+                      ("$.eval_dataset_artifact_id", payload.get("eval_dataset_artifact_id"))):
+        if ref and not db.fetch_one(conn, "artifact_exists", {"id": ref})["present"]:
+            violations.append(Violation(path, f"no artifact {ref!r}"))
+    return violations
+
+
+def _write_model_version(conn: psycopg.Connection, *, artifact_id: str, metadata: dict, fields: Mapping[str, Any],
+                         promotion_state: str, promotion_notes: str | None) -> None:
+    """The one writer of model_versions rows, used by registration and the backfill."""
+    is_external = metadata.get("is_external") in (True, 1)
+    db.execute(conn, "insert_model_version", {
+        "artifact_id": artifact_id,
+        "is_external": 1 if is_external else 0,
+        "external_source_url": metadata.get("external_source_url"),
+        "external_source_version": metadata.get("external_source_version"),
+        "base_model_id": metadata.get("base_model_id"),
+        "code_repo_url": fields.get("code_repo_url"),
+        "code_commit_sha": fields.get("code_commit_sha"),
+        "code_entrypoint": fields.get("code_entrypoint"),
+        "training_started_at": fields.get("training_started_at"),
+        "training_completed_at": fields.get("training_completed_at"),
+        "trained_by": fields.get("trained_by"),
+        "gpu_allocation_id": fields.get("gpu_allocation_id"),
+        "training_params_json": _json_or_none(fields.get("training_params_json") or metadata.get("training_config")),
+        "eval_metrics_json": _json_or_none(fields.get("eval_metrics_json") or metadata.get("evaluation_metrics")),
+        "eval_dataset_artifact_id": fields.get("eval_dataset_artifact_id"),
+        "benchmark_id": fields.get("benchmark_id") or metadata.get("benchmark_id"),
+        "promotion_state": promotion_state,
+        "promotion_notes": promotion_notes,
+    })
+
+
+def register_model_in(conn: psycopg.Connection, payload: dict) -> str:
+    """Validate and register inside the caller's transaction; see register_model."""
+    violations = registration_violations(payload)
+    if not violations:
+        violations = _database_violations(conn, payload)
+    if violations:
+        raise MetadataValidationError(violations, "model registration")
+    metadata = payload["metadata"]
+    artifact_id = payload.get("artifact_id") or f"model-{uuid.uuid4()}"
+    parent_id = payload.get("parent_version_id")
+    parent = db.fetch_one(conn, "artifact_by_id", {"id": parent_id}) if parent_id else None
+    db.execute(conn, "insert_artifact", {
+        "id": artifact_id,
+        "title": payload["title"],
+        "version_number": parent["version_number"] + 1 if parent else 1,
+        "parent_version_id": parent_id,
+        "version_tag": payload.get("version_tag"),
+        "changelog": payload.get("changelog"),
+        # A new version is a candidate until the gate decides: never latest.
+        "is_latest": 0,
+        "lifecycle_state": "candidate",
+        "origin_type": payload.get("origin_type") or ("external" if metadata.get("is_external") in (True, 1) else "internal"),
+        "origin_url": payload.get("origin_url") or metadata.get("external_source_url"),
+        "metadata": json.dumps(metadata, sort_keys=True),
+        "created_by": payload.get("created_by"),
+    })
+    db.execute(conn, "upsert_universal_artifact", {"id": artifact_id, "title": payload["title"], "lifecycle_state": "candidate"})
+    _write_model_version(conn, artifact_id=artifact_id, metadata=metadata,
+                         fields={k: payload.get(k) for k in MODEL_VERSION_FIELDS},
+                         promotion_state="candidate", promotion_notes=None)
+    return artifact_id
+
+
+@log_tool_call("register_model", summarize=lambda artifact_id: {"artifact_id": artifact_id})
+def register_model(payload: dict, *, settings: Settings | None = None) -> str:
+    """Register a candidate model version: artifacts, universal_artifacts and
+    model_versions in one transaction. Invalid input raises
+    MetadataValidationError and writes nothing. Returns the artifact id.
+
+    The model_versions insert fires the gate's trigger, which queues the
+    candidate for evaluation in the same transaction.
+    """
+    settings = settings or Settings.from_env()
+    with db.connect(settings) as conn:
+        with conn.transaction():
+            artifact_id = register_model_in(conn, payload)
+    log.info("model_registered", artifact_id=artifact_id, parent_id=payload.get("parent_version_id"))
+    return artifact_id
+
+
+def load_registration_file(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise MetadataValidationError([Violation("$", f"not valid JSON: {exc}")], "model registration") from None
+
+
+# ---------------------------------------------------------------- backfill --
+
+# Legacy spellings of schema fields. Only renames that change nothing about
+# the value are applied; anything needing interpretation is held for review.
+_SYNONYMS = {
+    "model_family": ("model_family", "model_type", "architecture"),
+    "framework": ("framework", "library"),
+    "parameter_count": ("parameter_count", "n_parameters", "num_parameters"),
+    "training_data": ("training_data", "trained_on"),
+    "evaluation_dataset": ("evaluation_dataset", "eval_dataset"),
+    "evaluation_metrics": ("evaluation_metrics", "metrics", "fit_metrics"),
+    "external_source_url": ("external_source_url", "source_url"),
+    "external_source_version": ("external_source_version", "source_version"),
+    "training_config": ("training_config",),
+}
+_CODE_SYNONYMS = {
+    "code_repo_url": ("code_repo_url", "code_repo"),
+    "code_commit_sha": ("code_commit_sha", "commit"),
+    "code_entrypoint": ("code_entrypoint", "entrypoint"),
+    "trained_by": ("trained_by",),
+}
+_ODE_FAMILIES = {"biophysical_ode", "ode"}
+
+
+@dataclass(frozen=True)
+class BackfillPlan:
+    artifact_id: str
+    metadata: dict           # legacy blob plus the unambiguous normalised fields
+    fields: dict             # model_versions fields found
+    extracted: dict          # what was taken from where, for the report
+    review: list[tuple[str, str, Any]]  # (field, reason, legacy value)
+    promotion_state: str
+
+
+def _first(blob: Mapping, names: Iterable[str]) -> tuple[str | None, Any]:
+    for name in names:
+        if name in blob:
+            return name, blob[name]
+    return None, None
+
+
+def plan_backfill(row: Mapping) -> BackfillPlan:
+    """Decide, without writing, what the backfill will do with one legacy artifact."""
+    legacy = dict(row["metadata"] or {})
+    metadata = dict(legacy)
+    extracted: dict[str, str] = {}
+    review: list[tuple[str, str, Any]] = []
+
+    for field, names in _SYNONYMS.items():
+        source, value = _first(legacy, names)
+        if source is None:
+            continue
+        if field == "parameter_count" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            # "12.3M" or null: a rounded or absent count is not a count.
+            metadata.pop("parameter_count", None)
+            review.append((field, f"legacy {source} {value!r} is not an exact parameter count", value))
+            continue
+        metadata[field] = value
+        if source != field:
+            extracted[field] = f"from legacy key {source!r}"
+
+    # A nested evaluation block: take its dataset and numeric metrics verbatim.
+    evaluation = legacy.get("evaluation")
+    if isinstance(evaluation, dict):
+        if "evaluation_dataset" not in metadata and isinstance(evaluation.get("dataset"), str):
+            metadata["evaluation_dataset"] = evaluation["dataset"]
+            extracted["evaluation_dataset"] = "from legacy evaluation.dataset"
+        numbers = {k: v for k, v in evaluation.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if "evaluation_metrics" not in metadata and numbers:
+            metadata["evaluation_metrics"] = numbers
+            extracted["evaluation_metrics"] = "from legacy evaluation.* numbers"
+
+    if legacy.get("is_external") in (True, 1):
+        if "external_source_url" not in metadata and row.get("origin_url"):
+            metadata["external_source_url"] = row["origin_url"]
+            extracted["external_source_url"] = "from artifacts.origin_url"
+
+    fields: dict[str, Any] = {}
+    for field, names in _CODE_SYNONYMS.items():
+        source, value = _first(legacy, names)
+        if source is not None and isinstance(value, str) and value:
+            fields[field] = value
+            if source != field:
+                extracted[field] = f"from legacy key {source!r}"
+    if "code_commit_sha" in fields and not re.fullmatch(r"[0-9a-fA-F]{7,64}", fields["code_commit_sha"]):
+        review.append(("code_commit_sha", "legacy commit is not a hexadecimal SHA", fields.pop("code_commit_sha")))
+    if "code_repo_url" not in fields:
+        review.append(("code_repo_url", "no code link in the legacy metadata (WS2 links code)", None))
+    elif "code_commit_sha" not in fields:
+        review.append(("code_commit_sha", "code repository named without a commit to pin", fields["code_repo_url"]))
+
+    for violation in metadata_violations(metadata):
+        field = violation.path.removeprefix("$.").split(".")[0].split("[")[0] or "$"
+        if not any(item[0] == field for item in review):
+            review.append((field, violation.message, legacy.get(field)))
+
+    family = str(metadata.get("model_family") or legacy.get("type") or "").lower()
+    is_ode = family in _ODE_FAMILIES or "ode" in str(row.get("title", "")).lower().split()
+    in_service = row.get("lifecycle_state") == "active" and row.get("is_latest") == 1
+    # The platform already serves its active legacy models, so they land as
+    # promoted; biophysical ODEs wait for the gate (WS4) as candidates.
+    promotion_state = "promoted" if in_service and not is_ode else "candidate"
+    return BackfillPlan(row["id"], metadata, fields, extracted, review, promotion_state)
+
+
+@dataclass(frozen=True)
+class BackfillOutcome:
+    adopted: list[str]
+    already_done: int
+    report_path: Path
+
+
+def legacy_fixture() -> list[dict]:
+    text = importlib_resources.files("model_eval_gate.demo").joinpath("legacy_artifacts.json").read_text()
+    return json.loads(text)["artifacts"]
+
+
+def load_legacy_fixture(conn: psycopg.Connection) -> int:
+    """Insert the 8 legacy artifacts as the host had them (no-op for those present)."""
+    inserted = 0
+    for artifact in legacy_fixture():
+        cursor = db.execute(conn, "insert_legacy_artifact", {**artifact, "metadata": json.dumps(artifact["metadata"])})
+        inserted += cursor.rowcount
+    return inserted
+
+
+def adopt_legacy_model(conn: psycopg.Connection, row: Mapping) -> BackfillPlan:
+    plan = plan_backfill(row)
+    valid = not metadata_violations(plan.metadata)
+    notes = None
+    if plan.review:
+        notes = "WS1 backfill held for review: " + "; ".join(f"{f}: {r}" for f, r, _ in plan.review)
+    db.execute(conn, "update_artifact_metadata", {"id": plan.artifact_id, "metadata": json.dumps(plan.metadata, sort_keys=True)})
+    db.execute(conn, "upsert_universal_artifact", {"id": plan.artifact_id, "title": row["title"], "lifecycle_state": row["lifecycle_state"]})
+    _write_model_version(conn, artifact_id=plan.artifact_id, metadata=plan.metadata, fields=plan.fields,
+                         promotion_state=plan.promotion_state, promotion_notes=notes)
+    db.execute(conn, "insert_backfill_log", {
+        "artifact_id": plan.artifact_id,
+        "legacy_metadata": json.dumps(row["metadata"] or {}),
+        "legacy_state": json.dumps({"is_latest": row["is_latest"], "lifecycle_state": row["lifecycle_state"],
+                                    "version_number": row["version_number"], "origin_type": row["origin_type"]}),
+        "extracted": json.dumps({"renamed": plan.extracted, "model_versions_fields": plan.fields}, sort_keys=True),
+        "metadata_valid": valid,
+    })
+    for field, reason, value in plan.review:
+        db.execute(conn, "insert_review_item", {"artifact_id": plan.artifact_id, "field": field,
+                                                "reason": reason, "legacy_value": json.dumps(value, default=str)})
+    return plan
+
+
+@log_tool_call("backfill", summarize=lambda outcome: {"adopted": outcome.adopted, "report": str(outcome.report_path)})
+def backfill(*, settings: Settings | None = None, report_path: Path | None = None,
+             load_fixture: bool = False) -> BackfillOutcome:
+    """Give every model artifact without one a model_versions row (WS1).
+
+    Rejects none: what cannot be decided is held in model_review_items. A
+    second run finds nothing to adopt and rewrites the same report.
+    """
+    from .report import write_migration_report
+
+    settings = settings or Settings.from_env()
+    with db.connect(settings) as conn:
+        with conn.transaction():
+            if load_fixture:
+                load_legacy_fixture(conn)
+            rows = db.fetch_all(conn, "legacy_models_without_version")
+            adopted = [adopt_legacy_model(conn, row).artifact_id for row in rows]
+        report_rows = db.fetch_all(conn, "backfill_report_rows")
+    path = write_migration_report(report_rows, report_path or default_report_path())
+    log.info("backfill_finished", adopted=len(adopted), report=str(path))
+    return BackfillOutcome(adopted, len(report_rows) - len(adopted), path)
+
+
+def default_report_path() -> Path:
+    return Path.cwd() / "docs" / "model_artifacts" / "migration_report_ws1.md"

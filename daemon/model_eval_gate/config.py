@@ -1,0 +1,140 @@
+"""Settings: one frozen object read from the environment (MODEL_EVAL_GATE_*).
+
+Everything configurable lives here so that a systemd EnvironmentFile can hold
+a deployment's whole configuration, and so tests can build Settings directly.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PREFIX = "MODEL_EVAL_GATE_"
+
+
+class ConfigError(ValueError):
+    """A MODEL_EVAL_GATE_* variable holds a value we cannot use."""
+
+
+def default_home() -> Path:
+    """The user's data directory (XDG), where the embedded database lives."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "model-eval-gate"
+
+
+def _env(environ, name: str, default: str | None = None) -> str | None:
+    value = environ.get(PREFIX + name)
+    return default if value is None or value == "" else value
+
+
+def _parse(environ, name: str, default, kind):
+    raw = _env(environ, name)
+    if raw is None:
+        return default
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} is not a valid {kind.__name__}") from None
+    if kind in (int, float) and value < 0:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} must not be negative")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Database: with no DSN the embedded PostgreSQL in `home` is used.
+    dsn: str | None = None
+    home: Path = field(default_factory=default_home)
+    artifact_root: Path | None = None  # default: home / "artifacts"
+    log_level: str = "info"
+
+    # Sandbox.
+    allow_unsandboxed: bool = False
+    sandbox_python: str | None = None  # default: the daemon's own interpreter
+    sandbox_uid: int = 65534
+    sandbox_gid: int = 65534
+    eval_wall_seconds: float = 1800.0
+    eval_cpu_seconds: int = 3600
+    eval_memory_bytes: int = 8 * 1024**3
+    eval_max_processes: int = 256
+    eval_max_output_bytes: int = 512 * 1024**2
+
+    # Statistics.
+    n_resamples: int = 1000
+    quick_resamples: int = 100
+
+    # Daemon.
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    workers: int = 1
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 10.0
+    sweep_seconds: float = 15.0
+    keepalive_seconds: float = 30.0
+    poll_only: bool = False
+    max_attempts: int = 3
+    retry_base_seconds: float = 5.0
+    shutdown_grace_seconds: float = 30.0
+
+    @property
+    def resolved_artifact_root(self) -> Path:
+        return self.artifact_root if self.artifact_root is not None else self.home / "artifacts"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ=None) -> "Settings":
+        environ = os.environ if environ is None else environ
+        defaults = cls()
+        home = _env(environ, "HOME")
+        artifact_root = _env(environ, "ARTIFACT_ROOT")
+        settings = cls(
+            dsn=_env(environ, "DSN"),
+            home=Path(home).expanduser() if home else defaults.home,
+            artifact_root=Path(artifact_root).expanduser() if artifact_root else None,
+            log_level=_env(environ, "LOG_LEVEL", defaults.log_level).lower(),
+            allow_unsandboxed=_parse(environ, "ALLOW_UNSANDBOXED", False, bool),
+            sandbox_python=_env(environ, "SANDBOX_PYTHON"),
+            sandbox_uid=_parse(environ, "SANDBOX_UID", defaults.sandbox_uid, int),
+            sandbox_gid=_parse(environ, "SANDBOX_GID", defaults.sandbox_gid, int),
+            eval_wall_seconds=_parse(environ, "EVAL_WALL_SECONDS", defaults.eval_wall_seconds, float),
+            eval_cpu_seconds=_parse(environ, "EVAL_CPU_SECONDS", defaults.eval_cpu_seconds, int),
+            eval_memory_bytes=_parse(environ, "EVAL_MEMORY_BYTES", defaults.eval_memory_bytes, int),
+            eval_max_processes=_parse(environ, "EVAL_MAX_PROCESSES", defaults.eval_max_processes, int),
+            eval_max_output_bytes=_parse(environ, "EVAL_MAX_OUTPUT_BYTES", defaults.eval_max_output_bytes, int),
+            n_resamples=_parse(environ, "N_RESAMPLES", defaults.n_resamples, int),
+            quick_resamples=_parse(environ, "QUICK_RESAMPLES", defaults.quick_resamples, int),
+            worker_id=_env(environ, "WORKER_ID", defaults.worker_id),
+            workers=_parse(environ, "WORKERS", defaults.workers, int),
+            lease_seconds=_parse(environ, "LEASE_SECONDS", defaults.lease_seconds, float),
+            heartbeat_seconds=_parse(environ, "HEARTBEAT_SECONDS", defaults.heartbeat_seconds, float),
+            sweep_seconds=_parse(environ, "SWEEP_SECONDS", defaults.sweep_seconds, float),
+            keepalive_seconds=_parse(environ, "KEEPALIVE_SECONDS", defaults.keepalive_seconds, float),
+            poll_only=_parse(environ, "POLL_ONLY", False, bool),
+            max_attempts=_parse(environ, "MAX_ATTEMPTS", defaults.max_attempts, int),
+            retry_base_seconds=_parse(environ, "RETRY_BASE_SECONDS", defaults.retry_base_seconds, float),
+            shutdown_grace_seconds=_parse(environ, "SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds, float),
+        )
+        if settings.workers < 1:
+            raise ConfigError(f"{PREFIX}WORKERS must be at least 1")
+        if settings.n_resamples < 10 or settings.quick_resamples < 10:
+            raise ConfigError(f"{PREFIX}N_RESAMPLES and {PREFIX}QUICK_RESAMPLES must be at least 10")
+        if settings.heartbeat_seconds >= settings.lease_seconds:
+            raise ConfigError(f"{PREFIX}HEARTBEAT_SECONDS must be shorter than {PREFIX}LEASE_SECONDS")
+        return settings

@@ -1,0 +1,119 @@
+"""Connections, the pgvector adapter, retry policy, and the named queries in sql/queries/."""
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from .config import Settings
+from .resources import sql_dir
+
+_NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+# Errors after which the same statement may well succeed on a new connection:
+# the server restarted, a connection was terminated, a network blip.
+TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
+
+
+class QueryNotFound(KeyError):
+    pass
+
+
+@cache
+def _all_queries() -> dict[str, str]:
+    queries: dict[str, str] = {}
+    for path in sorted((sql_dir() / "queries").glob("*.sql")):
+        text = path.read_text()
+        marks = list(_NAME_LINE.finditer(text))
+        for mark, following in zip(marks, marks[1:] + [None]):
+            body = text[mark.end(): following.start() if following else len(text)].strip()
+            if mark.group(1) in queries:
+                raise ValueError(f"query {mark.group(1)!r} is defined twice (second in {path.name})")
+            queries[mark.group(1)] = body
+    return queries
+
+
+def query(name: str) -> str:
+    """The text of a named query from sql/queries/*.sql."""
+    try:
+        return _all_queries()[name]
+    except KeyError:
+        raise QueryNotFound(f"no query named {name!r} in {sql_dir() / 'queries'}") from None
+
+
+def execute(conn: psycopg.Connection, name: str, params: Any = None) -> psycopg.Cursor:
+    return conn.execute(query(name), params)
+
+
+def fetch_one(conn: psycopg.Connection, name: str, params: Any = None) -> dict | None:
+    return execute(conn, name, params).fetchone()
+
+
+def fetch_all(conn: psycopg.Connection, name: str, params: Any = None) -> list[dict]:
+    return execute(conn, name, params).fetchall()
+
+
+def resolve_dsn(settings: Settings) -> str:
+    """The configured DSN, or the embedded server's (started if needed)."""
+    if settings.dsn:
+        return settings.dsn
+    from .embedded import ensure_server
+
+    return ensure_server(settings.home).dsn()
+
+
+def connect(
+    settings_or_dsn: Settings | str,
+    *,
+    autocommit: bool = False,
+    application_name: str = "model-eval-gate",
+) -> psycopg.Connection:
+    """A connection with dict rows, keepalives, and pgvector registered when installed."""
+    dsn = settings_or_dsn if isinstance(settings_or_dsn, str) else resolve_dsn(settings_or_dsn)
+    conn = psycopg.connect(
+        dsn,
+        autocommit=autocommit,
+        row_factory=dict_row,
+        application_name=application_name,
+        # TCP keepalives find a half-open connection that would otherwise
+        # never raise; libpq ignores them on Unix sockets.
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
+        connect_timeout=10,
+    )
+    register_vector_if_present(conn)
+    return conn
+
+
+def register_vector_if_present(conn: psycopg.Connection) -> None:
+    # Before the first migration the vector type does not exist yet.
+    present = fetch_one(conn, "has_vector_type")["present"]
+    if not conn.autocommit:
+        conn.rollback()
+    if present:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+        if not conn.autocommit:
+            conn.rollback()
+
+
+def retrying_transient(attempts: int = 5, max_wait: float = 10.0):
+    """Decorator: retry a database operation on transient errors, with jittered backoff."""
+    return retry(
+        retry=retry_if_exception_type(TRANSIENT_ERRORS),
+        wait=wait_exponential_jitter(initial=0.2, max=max_wait),
+        stop=stop_after_attempt(attempts),
+        reraise=True,
+    )
