@@ -1,0 +1,1162 @@
+"""The promotion policy: turns already-computed statistics into a verdict.
+
+Pure: no I/O, no clock, no randomness. Every threshold is a module-level
+constant documented in docs/model_promotion_policy.md, and a test keeps the
+document and this module in step; change both together.
+
+Orientation: every rule works on *oriented* values, where positive means the
+candidate is better. For a metric where lower is better the oriented delta is
+-delta and the oriented interval is (-ci_high, -ci_low).
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from model_eval_gate.stats import BootstrapResult
+
+# --------------------------------------------------------------------------
+# Policy constants (docs/model_promotion_policy.md, "Constants")
+# --------------------------------------------------------------------------
+
+#: Two-sided confidence level every interval the policy reads must carry.
+CONFIDENCE = 0.95
+
+#: Non-inferiority margin, in the primary metric's own units, used when a
+#: benchmark declares none. Sized for metrics on a 0..1 scale (AUROC,
+#: accuracy, average precision); benchmarks on other scales must declare one.
+DEFAULT_NON_INFERIORITY_MARGIN = 0.01
+
+#: (bucket, exclusive upper bound of |oriented relative primary delta|);
+#: the last bucket has no upper bound.
+MAGNITUDE_BUCKETS: tuple[tuple[str, float | None], ...] = (
+    ("negligible", 0.01),
+    ("small", 0.05),
+    ("moderate", 0.15),
+    ("large", None),
+)
+
+#: Magnitude when the parent's primary metric is 0 and the candidate differs:
+#: a relative change does not exist, and inventing one would mislabel it.
+MAGNITUDE_UNDEFINED = "undefined"
+
+#: Magnitude when nothing was compared (root versions, errors).
+MAGNITUDE_NOT_APPLICABLE = "not_applicable"
+
+#: The only claims a tradeoff_justification may make; each is verified by the gate.
+TRADEOFF_KEYS: tuple[str, ...] = ("param_count", "latency", "memory")
+
+#: The one free-text key allowed beside the claims; never verified, only recorded.
+TRADEOFF_RATIONALE_KEY = "rationale"
+
+#: A claim is verified when measured candidate/parent ratio <= claimed ratio * (1 + this).
+CLAIM_TOLERANCE = 0.10
+
+#: A metric's interval is trusted only when the metric was defined in at least
+#: this fraction of resamples (e.g. AUROC is undefined on single-class resamples).
+MIN_VALID_RESAMPLE_FRACTION = 0.90
+
+
+class Outcome(StrEnum):
+    PROMOTE = "promote"
+    PROMOTE_WITH_TRADEOFF = "promote_with_tradeoff"
+    REJECT = "reject"
+    ERROR = "error"
+
+
+class ReasonCode(StrEnum):
+    """Every machine reason a verdict can carry. REASON_OUTCOMES maps each to its outcome."""
+
+    # promote
+    IMPROVED = "improved"
+    ROOT_VERSION = "root_version"
+    # Recorded by force_promote(), the human override; decide() never returns it.
+    FORCED_PROMOTION = "forced_promotion"
+    # promote_with_tradeoff
+    TRADEOFF_VERIFIED = "tradeoff_verified"
+    # reject
+    NO_BEHAVIOURAL_CHANGE = "no_behavioural_change"
+    PRIMARY_REGRESSED = "primary_regressed"
+    PRIMARY_NOT_IMPROVED = "primary_not_improved"
+    TRADEOFF_MALFORMED = "tradeoff_malformed"
+    TRADEOFF_UNVERIFIABLE = "tradeoff_unverifiable"
+    TRADEOFF_CLAIM_NOT_MET = "tradeoff_claim_not_met"
+    PRIMARY_INFERIOR = "primary_inferior"
+    CUMULATIVE_INFERIORITY = "cumulative_inferiority"
+    GUARDRAIL_VIOLATED = "guardrail_violated"
+    BELOW_FLOOR = "below_floor"
+    # error: produced by decide() itself
+    METRIC_UNDEFINED = "metric_undefined"
+    INSUFFICIENT_VALID_RESAMPLES = "insufficient_valid_resamples"
+    # error: supplied by the caller through decide(error=..., error_code=...)
+    EVALUATION_ERROR = "evaluation_error"
+    BENCHMARK_NOT_FOUND = "benchmark_not_found"
+    EVAL_SCRIPT_NOT_FOUND = "eval_script_not_found"
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"
+    SANDBOX_FAILURE = "sandbox_failure"
+    EVAL_TIMEOUT = "eval_timeout"
+    INVALID_EVAL_OUTPUT = "invalid_eval_output"
+
+
+_REJECT_CODES = (
+    ReasonCode.NO_BEHAVIOURAL_CHANGE,
+    ReasonCode.PRIMARY_REGRESSED,
+    ReasonCode.PRIMARY_NOT_IMPROVED,
+    ReasonCode.TRADEOFF_MALFORMED,
+    ReasonCode.TRADEOFF_UNVERIFIABLE,
+    ReasonCode.TRADEOFF_CLAIM_NOT_MET,
+    ReasonCode.PRIMARY_INFERIOR,
+    ReasonCode.CUMULATIVE_INFERIORITY,
+    ReasonCode.GUARDRAIL_VIOLATED,
+    ReasonCode.BELOW_FLOOR,
+)
+_ERROR_CODES = (
+    ReasonCode.METRIC_UNDEFINED,
+    ReasonCode.INSUFFICIENT_VALID_RESAMPLES,
+    ReasonCode.EVALUATION_ERROR,
+    ReasonCode.BENCHMARK_NOT_FOUND,
+    ReasonCode.EVAL_SCRIPT_NOT_FOUND,
+    ReasonCode.SANDBOX_UNAVAILABLE,
+    ReasonCode.SANDBOX_FAILURE,
+    ReasonCode.EVAL_TIMEOUT,
+    ReasonCode.INVALID_EVAL_OUTPUT,
+)
+
+REASON_OUTCOMES: Mapping[ReasonCode, Outcome] = MappingProxyType(
+    {
+        ReasonCode.IMPROVED: Outcome.PROMOTE,
+        ReasonCode.ROOT_VERSION: Outcome.PROMOTE,
+        ReasonCode.FORCED_PROMOTION: Outcome.PROMOTE,
+        ReasonCode.TRADEOFF_VERIFIED: Outcome.PROMOTE_WITH_TRADEOFF,
+        **{code: Outcome.REJECT for code in _REJECT_CODES},
+        **{code: Outcome.ERROR for code in _ERROR_CODES},
+    }
+)
+
+
+class MetricRole(StrEnum):
+    PRIMARY = "primary"
+    GUARDRAIL = "guardrail"
+    SECONDARY = "secondary"
+
+
+class ClaimStatus(StrEnum):
+    VERIFIED = "verified"
+    NOT_MET = "not_met"
+    UNVERIFIABLE = "unverifiable"
+
+
+class DecisionInputError(ValueError):
+    """The caller passed inputs the policy cannot be applied to (a programming error)."""
+
+
+# --------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _require_finite_non_negative(name: str, value: Any) -> None:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise DecisionInputError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class BenchmarkPolicy:
+    """The decision-relevant part of a benchmark's benchmark.json.
+
+    higher_is_better gives each metric's direction; it must cover the primary
+    metric and every guardrail (root versions have no BootstrapResult to say it).
+    floor is a minimum for a higher-is-better primary metric, a maximum otherwise.
+    guardrails maps metric -> tolerance in that metric's units.
+    """
+
+    primary_metric: str
+    higher_is_better: Mapping[str, bool]
+    non_inferiority_margin: float = DEFAULT_NON_INFERIORITY_MARGIN
+    floor: float | None = None
+    guardrails: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.primary_metric, str) or not self.primary_metric:
+            raise DecisionInputError(f"primary_metric must be a non-empty string, got {self.primary_metric!r}")
+        if not isinstance(self.higher_is_better, Mapping):
+            raise DecisionInputError("higher_is_better must be a mapping of metric -> bool")
+        for metric, direction in self.higher_is_better.items():
+            if not isinstance(direction, bool):
+                raise DecisionInputError(f"higher_is_better[{metric!r}] must be a bool, got {direction!r}")
+        _require_finite_non_negative("non_inferiority_margin", self.non_inferiority_margin)
+        if self.floor is not None and (not _is_number(self.floor) or not math.isfinite(self.floor)):
+            raise DecisionInputError(f"floor must be a finite number or None, got {self.floor!r}")
+        if not isinstance(self.guardrails, Mapping):
+            raise DecisionInputError("guardrails must be a mapping of metric -> tolerance")
+        for metric, tolerance in self.guardrails.items():
+            _require_finite_non_negative(f"guardrail tolerance for {metric!r}", tolerance)
+        if self.primary_metric in self.guardrails:
+            raise DecisionInputError(
+                f"{self.primary_metric!r} is the primary metric and cannot also be a guardrail"
+            )
+        undirected = [m for m in (self.primary_metric, *self.guardrails) if m not in self.higher_is_better]
+        if undirected:
+            raise DecisionInputError(f"higher_is_better has no direction for {sorted(undirected)}")
+        # Frozen means frozen: callers cannot mutate the policy through the mappings they passed.
+        object.__setattr__(self, "higher_is_better", MappingProxyType(dict(self.higher_is_better)))
+        object.__setattr__(self, "guardrails", MappingProxyType(dict(self.guardrails)))
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any], higher_is_better: Mapping[str, bool]) -> "BenchmarkPolicy":
+        """Build from a benchmark.json mapping (keys primary_metric, non_inferiority_margin, floor, guardrails)."""
+        if "primary_metric" not in manifest:
+            raise DecisionInputError("benchmark manifest has no primary_metric")
+        margin = manifest.get("non_inferiority_margin")
+        return cls(
+            primary_metric=manifest["primary_metric"],
+            higher_is_better=higher_is_better,
+            non_inferiority_margin=DEFAULT_NON_INFERIORITY_MARGIN if margin is None else margin,
+            floor=manifest.get("floor"),
+            guardrails=manifest.get("guardrails") or {},
+        )
+
+    @property
+    def primary_higher_is_better(self) -> bool:
+        return self.higher_is_better[self.primary_metric]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "primary_metric": self.primary_metric,
+            "higher_is_better": self.primary_higher_is_better,
+            "non_inferiority_margin": self.non_inferiority_margin,
+            "floor": self.floor,
+            "guardrails": dict(sorted(self.guardrails.items())),
+        }
+
+
+@dataclass(frozen=True)
+class TradeoffEvidence:
+    """What the gate itself measured or read, to check tradeoff claims against.
+
+    Parameter counts come from each version's metadata (parameter_count);
+    wall seconds and peak RSS bytes from each version's sandboxed eval run on
+    the same split. None means "not available", which makes a claim that
+    needs it unverifiable.
+    """
+
+    candidate_parameter_count: int | None = None
+    parent_parameter_count: int | None = None
+    candidate_wall_seconds: float | None = None
+    parent_wall_seconds: float | None = None
+    candidate_peak_rss_bytes: int | None = None
+    parent_peak_rss_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in (
+            "candidate_parameter_count",
+            "parent_parameter_count",
+            "candidate_wall_seconds",
+            "parent_wall_seconds",
+            "candidate_peak_rss_bytes",
+            "parent_peak_rss_bytes",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                _require_finite_non_negative(name, value)
+
+
+# Which evidence verifies which claim, and how to name it in a sentence.
+_CLAIM_EVIDENCE: Mapping[str, tuple[str, str, str]] = MappingProxyType(
+    {
+        "param_count": ("candidate_parameter_count", "parent_parameter_count", "parameter count"),
+        "latency": ("candidate_wall_seconds", "parent_wall_seconds", "eval wall seconds"),
+        "memory": ("candidate_peak_rss_bytes", "parent_peak_rss_bytes", "eval peak RSS bytes"),
+    }
+)
+if tuple(_CLAIM_EVIDENCE) != TRADEOFF_KEYS:  # pragma: no cover - guards an edit to one and not the other
+    raise ImportError("every TRADEOFF_KEYS entry needs a source of evidence in _CLAIM_EVIDENCE")
+
+
+# --------------------------------------------------------------------------
+# Tradeoff claims
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TradeoffClaim:
+    """One well-formed, allowlisted claim: candidate/parent must be at most max_ratio."""
+
+    key: str
+    text: str
+    max_ratio: float
+
+
+@dataclass(frozen=True)
+class TradeoffProblem:
+    """Why (part of) a justification cannot be used. key is None for the justification as a whole."""
+
+    key: str | None
+    reason_code: ReasonCode
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "reason_code": str(self.reason_code), "message": self.message}
+
+
+@dataclass(frozen=True)
+class ParsedTradeoff:
+    claims: tuple[TradeoffClaim, ...]
+    rationale: str | None
+    problems: tuple[TradeoffProblem, ...]
+
+
+_CLAIM_PATTERN = re.compile(r"^([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*(%|x|X|\u00d7)$")
+
+
+def _parse_claim(key: str, value: Any) -> TradeoffClaim | TradeoffProblem:
+    def malformed(message: str) -> TradeoffProblem:
+        return TradeoffProblem(key, ReasonCode.TRADEOFF_MALFORMED, message)
+
+    if not isinstance(value, str):
+        return malformed(f"claim {key}={value!r} must be a string such as '-50%' or '4x'")
+    match = _CLAIM_PATTERN.match(value.strip().replace("\u2212", "-"))
+    if match is None:
+        return malformed(f"claim {key}={value!r} is not of the form '-50%', '4x' or '-4x'")
+    sign, number_text, unit = match.groups()
+    number = float(number_text)
+    if unit == "%":
+        if sign != "-":
+            return malformed(
+                f"claim {key}={value!r}: a percentage must be a reduction with a leading minus, e.g. '-50%'"
+            )
+        if not 0 < number < 100:
+            return malformed(f"claim {key}={value!r}: a percentage reduction must lie strictly between 0% and 100%")
+        return TradeoffClaim(key, value, 1.0 - number / 100.0)
+    if sign == "+":
+        return malformed(f"claim {key}={value!r} is ambiguous: write '4x' or '-4x' for four times smaller")
+    if not number > 1:
+        return malformed(f"claim {key}={value!r}: a reduction factor must be greater than 1")
+    return TradeoffClaim(key, value, 1.0 / number)
+
+
+def parse_tradeoff_claims(justification: Any) -> ParsedTradeoff:
+    """Split a metadata.tradeoff_justification into well-formed claims, its rationale and its problems.
+
+    Never raises on bad content: every problem is returned with its reason code
+    so that the verdict can explain it to the author.
+    """
+    if not isinstance(justification, Mapping):
+        return ParsedTradeoff(
+            (),
+            None,
+            (
+                TradeoffProblem(
+                    None,
+                    ReasonCode.TRADEOFF_MALFORMED,
+                    f"tradeoff_justification must be an object of claims, got {type(justification).__name__}",
+                ),
+            ),
+        )
+    claims: list[TradeoffClaim] = []
+    problems: list[TradeoffProblem] = []
+    rationale: str | None = None
+    for key in sorted(justification, key=str):
+        value = justification[key]
+        if key == TRADEOFF_RATIONALE_KEY:
+            if isinstance(value, str):
+                rationale = value
+            else:
+                problems.append(
+                    TradeoffProblem(
+                        key, ReasonCode.TRADEOFF_MALFORMED, f"rationale must be text, got {type(value).__name__}"
+                    )
+                )
+        elif key not in TRADEOFF_KEYS:
+            problems.append(
+                TradeoffProblem(
+                    str(key),
+                    ReasonCode.TRADEOFF_UNVERIFIABLE,
+                    f"claim {key!r} is not one the gate can verify (allowed: {', '.join(TRADEOFF_KEYS)})",
+                )
+            )
+        else:
+            parsed = _parse_claim(key, value)
+            (claims if isinstance(parsed, TradeoffClaim) else problems).append(parsed)
+    if not claims and not any(p.key in TRADEOFF_KEYS for p in problems):
+        problems.append(
+            TradeoffProblem(
+                None,
+                ReasonCode.TRADEOFF_UNVERIFIABLE,
+                f"tradeoff_justification makes no verifiable claim (allowed: {', '.join(TRADEOFF_KEYS)})",
+            )
+        )
+    return ParsedTradeoff(tuple(claims), rationale, tuple(problems))
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """A claim checked against evidence: measured_ratio = candidate_value / parent_value."""
+
+    key: str
+    claimed: str
+    claimed_max_ratio: float
+    allowed_max_ratio: float
+    candidate_value: float | None
+    parent_value: float | None
+    measured_ratio: float | None
+    status: ClaimStatus
+    note: str
+
+    @property
+    def verified(self) -> bool:
+        return self.status is ClaimStatus.VERIFIED
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "claimed": self.claimed,
+            "claimed_max_ratio": self.claimed_max_ratio,
+            "allowed_max_ratio": self.allowed_max_ratio,
+            "measured": {"candidate": self.candidate_value, "parent": self.parent_value, "ratio": self.measured_ratio},
+            "verified": self.verified,
+            "status": str(self.status),
+            "note": self.note,
+        }
+
+
+def _check_claim(claim: TradeoffClaim, evidence: TradeoffEvidence | None) -> ClaimCheck:
+    candidate_field, parent_field, label = _CLAIM_EVIDENCE[claim.key]
+    candidate_value = None if evidence is None else getattr(evidence, candidate_field)
+    parent_value = None if evidence is None else getattr(evidence, parent_field)
+    allowed = claim.max_ratio * (1.0 + CLAIM_TOLERANCE)
+
+    def check(status: ClaimStatus, ratio: float | None, note: str) -> ClaimCheck:
+        return ClaimCheck(
+            claim.key, claim.text, claim.max_ratio, allowed, candidate_value, parent_value, ratio, status, note
+        )
+
+    missing = [who for who, value in (("candidate", candidate_value), ("parent", parent_value)) if value is None]
+    if missing:
+        return check(ClaimStatus.UNVERIFIABLE, None, f"no {label} measured for the {' or '.join(missing)}")
+    if parent_value == 0:
+        return check(ClaimStatus.UNVERIFIABLE, None, f"the parent's {label} is 0, so no reduction can be measured")
+    ratio = candidate_value / parent_value
+    if ratio <= allowed:
+        return check(
+            ClaimStatus.VERIFIED,
+            ratio,
+            f"{label} ratio {ratio:.4g} is within the allowed {allowed:.4g} (claimed {claim.max_ratio:.4g})",
+        )
+    return check(
+        ClaimStatus.NOT_MET,
+        ratio,
+        f"{label} ratio {ratio:.4g} exceeds the allowed {allowed:.4g} (claimed {claim.max_ratio:.4g})",
+    )
+
+
+@dataclass(frozen=True)
+class TradeoffAssessment:
+    rationale: str | None
+    checks: tuple[ClaimCheck, ...]
+    problems: tuple[TradeoffProblem, ...]
+
+    @property
+    def verified(self) -> bool:
+        return not self.problems and bool(self.checks) and all(c.verified for c in self.checks)
+
+    @property
+    def failure_codes(self) -> tuple[ReasonCode, ...]:
+        """Reason codes of everything that keeps the tradeoff from being verified, in precedence order."""
+        found = {p.reason_code for p in self.problems}
+        found |= {ReasonCode.TRADEOFF_UNVERIFIABLE for c in self.checks if c.status is ClaimStatus.UNVERIFIABLE}
+        found |= {ReasonCode.TRADEOFF_CLAIM_NOT_MET for c in self.checks if c.status is ClaimStatus.NOT_MET}
+        order = (ReasonCode.TRADEOFF_MALFORMED, ReasonCode.TRADEOFF_UNVERIFIABLE, ReasonCode.TRADEOFF_CLAIM_NOT_MET)
+        return tuple(code for code in order if code in found)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verified": self.verified,
+            "rationale": self.rationale,
+            "claims": {c.key: c.as_dict() for c in self.checks},
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def assess_tradeoff(justification: Any, evidence: TradeoffEvidence | None) -> TradeoffAssessment:
+    """Parse a tradeoff_justification and verify each claim against the gate's own evidence."""
+    parsed = parse_tradeoff_claims(justification)
+    return TradeoffAssessment(
+        parsed.rationale, tuple(_check_claim(c, evidence) for c in parsed.claims), parsed.problems
+    )
+
+
+# --------------------------------------------------------------------------
+# Verdict
+# --------------------------------------------------------------------------
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One row of the metric table; raw (not oriented) values, None where undefined or absent."""
+
+    metric: str
+    role: MetricRole
+    higher_is_better: bool | None
+    candidate: float | None
+    parent: float | None = None
+    delta: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    relative_delta: float | None = None
+    n_valid: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "role": str(self.role),
+            "higher_is_better": self.higher_is_better,
+            "candidate": _finite_or_none(self.candidate),
+            "parent": _finite_or_none(self.parent),
+            "delta": _finite_or_none(self.delta),
+            "ci_low": _finite_or_none(self.ci_low),
+            "ci_high": _finite_or_none(self.ci_high),
+            "relative_delta": _finite_or_none(self.relative_delta),
+            "n_valid": self.n_valid,
+        }
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """The biocreep check: candidate vs the lineage's last promotion that needed no tradeoff.
+
+    is_parent is True when that baseline is the parent itself (baseline_comparisons
+    was None); the check then coincides with the primary non-inferiority test.
+    """
+
+    version_id: str | None
+    is_parent: bool
+    metric: str
+    higher_is_better: bool
+    candidate: float
+    baseline: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    oriented_ci_low: float
+    margin: float
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version_id": self.version_id,
+            "is_parent": self.is_parent,
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "delta": self.delta,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "oriented_ci_low": self.oriented_ci_low,
+            "margin": self.margin,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's decision and everything needed to explain and audit it.
+
+    reason_code is the first failed check in the documented precedence order;
+    failed_checks lists every failed check (empty for a promotion).
+    """
+
+    outcome: Outcome
+    reason_code: ReasonCode
+    reason: str
+    magnitude: str
+    primary_metric: str | None
+    metric_table: tuple[MetricRow, ...] = ()
+    failed_checks: tuple[ReasonCode, ...] = ()
+    tradeoff: TradeoffAssessment | None = None
+    compared_with_baseline: BaselineComparison | None = None
+    policy: BenchmarkPolicy | None = None
+    seed: int | None = None
+    n_resamples: int | None = None
+    duplicate_of: str | None = None
+    error: str | None = None
+
+    @property
+    def promotes(self) -> bool:
+        return self.outcome in (Outcome.PROMOTE, Outcome.PROMOTE_WITH_TRADEOFF)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (no NaN, no enums, no tuples): the shape stored in audit records."""
+        return {
+            "outcome": str(self.outcome),
+            "reason_code": str(self.reason_code),
+            "reason": self.reason,
+            "failed_checks": [str(code) for code in self.failed_checks],
+            "magnitude": self.magnitude,
+            "primary_metric": self.primary_metric,
+            "metric_table": [row.as_dict() for row in self.metric_table],
+            "tradeoff": None if self.tradeoff is None else self.tradeoff.as_dict(),
+            "compared_with_baseline": (
+                None if self.compared_with_baseline is None else self.compared_with_baseline.as_dict()
+            ),
+            "policy": None if self.policy is None else self.policy.as_dict(),
+            "confidence": CONFIDENCE,
+            "seed": self.seed,
+            "n_resamples": self.n_resamples,
+            "duplicate_of": self.duplicate_of,
+            "error": self.error,
+        }
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Oriented:
+    delta: float
+    ci_low: float
+    ci_high: float
+    relative_delta: float | None
+
+
+def _orient(result: BootstrapResult) -> _Oriented:
+    if result.higher_is_better:
+        return _Oriented(result.delta, result.ci_low, result.ci_high, result.relative_delta)
+    relative = None if result.relative_delta is None else -result.relative_delta
+    return _Oriented(-result.delta, -result.ci_high, -result.ci_low, relative)
+
+
+def magnitude_bucket(oriented_relative_delta: float | None, delta: float) -> str:
+    """Bucket of |relative primary delta|; 'undefined' when the parent was 0 and the value moved."""
+    if oriented_relative_delta is None or not math.isfinite(oriented_relative_delta):
+        return MAGNITUDE_BUCKETS[0][0] if delta == 0 else MAGNITUDE_UNDEFINED
+    size = abs(oriented_relative_delta)
+    for name, upper in MAGNITUDE_BUCKETS:
+        if upper is None or size < upper:
+            return name
+    raise AssertionError("MAGNITUDE_BUCKETS must end with an unbounded bucket")  # pragma: no cover
+
+
+def _direction(higher_is_better: bool | None) -> str:
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def _ci_text(result: BootstrapResult) -> str:
+    return f"{CONFIDENCE:.0%} CI [{result.ci_low:+.4g}, {result.ci_high:+.4g}]"
+
+
+def _change_text(result: BootstrapResult, role: str = "Primary metric") -> str:
+    return (
+        f"{role} {result.metric} went from {result.parent:.4g} to {result.candidate:.4g} "
+        f"(delta {result.delta:+.4g}, {_ci_text(result)}, {_direction(result.higher_is_better)})"
+    )
+
+
+def _relative_text(oriented: _Oriented, magnitude: str) -> str:
+    if oriented.relative_delta is None or not math.isfinite(oriented.relative_delta):
+        return f"relative change undefined because the parent scored 0, magnitude {magnitude}"
+    return f"relative change {oriented.relative_delta:+.2%}, magnitude {magnitude}"
+
+
+def _meets_floor(value: float, floor: float | None, higher_is_better: bool) -> bool:
+    if floor is None:
+        return True
+    return value >= floor if higher_is_better else value <= floor
+
+
+def _floor_text(metric: str, value: float, floor: float, higher_is_better: bool) -> str:
+    bound = "a minimum" if higher_is_better else "a maximum"
+    return (
+        f"The candidate's {metric} of {value:.4g} does not meet the benchmark floor of {floor:.4g} "
+        f"({bound}, {_direction(higher_is_better)})"
+    )
+
+
+def _also(failed: list[ReasonCode]) -> str:
+    rest = [str(code) for code in failed[1:]]
+    return f"; also failed: {', '.join(rest)}" if rest else ""
+
+
+def _validate_comparisons(
+    comparisons: Mapping[str, BootstrapResult], policy: BenchmarkPolicy, what: str, required: tuple[str, ...]
+) -> None:
+    if not isinstance(comparisons, Mapping):
+        raise DecisionInputError(f"{what} must be a mapping of metric -> BootstrapResult")
+    for name, result in comparisons.items():
+        if not isinstance(result, BootstrapResult):
+            raise DecisionInputError(f"{what}[{name!r}] is {type(result).__name__}, not BootstrapResult")
+        if result.metric != name:
+            raise DecisionInputError(f"{what}[{name!r}] describes metric {result.metric!r}")
+        if not isinstance(result.n_resamples, int) or result.n_resamples < 1:
+            raise DecisionInputError(f"{what}[{name!r}].n_resamples must be a positive int, got {result.n_resamples!r}")
+        if not isinstance(result.n_valid, int) or not 0 <= result.n_valid <= result.n_resamples:
+            raise DecisionInputError(
+                f"{what}[{name!r}].n_valid must lie in 0..{result.n_resamples}, got {result.n_valid!r}"
+            )
+        if not math.isclose(result.confidence, CONFIDENCE):
+            raise DecisionInputError(
+                f"{what}[{name!r}] has confidence {result.confidence}; the policy is defined at {CONFIDENCE}"
+            )
+        if math.isfinite(result.ci_low) and math.isfinite(result.ci_high) and result.ci_low > result.ci_high:
+            raise DecisionInputError(f"{what}[{name!r}] has ci_low {result.ci_low} > ci_high {result.ci_high}")
+        if all(math.isfinite(v) for v in (result.candidate, result.parent, result.delta)) and not math.isclose(
+            result.delta, result.candidate - result.parent, rel_tol=1e-9, abs_tol=1e-9
+        ):
+            raise DecisionInputError(
+                f"{what}[{name!r}].delta {result.delta} is not candidate - parent "
+                f"({result.candidate} - {result.parent})"
+            )
+        expected = policy.higher_is_better.get(name)
+        if expected is not None and expected != result.higher_is_better:
+            raise DecisionInputError(
+                f"{what}[{name!r}] says higher_is_better={result.higher_is_better}, the benchmark says {expected}"
+            )
+    missing = [m for m in required if m not in comparisons]
+    if missing:
+        raise DecisionInputError(f"{what} lacks the benchmark's metric(s) {missing}")
+
+
+def _undefined_problem(result: BootstrapResult, against: str) -> tuple[ReasonCode, str] | None:
+    """Why a metric the policy acts on cannot be trusted, or None when it can."""
+    undefined_points = [
+        name for name in ("candidate", "parent") if not math.isfinite(getattr(result, name))
+    ]
+    if undefined_points:
+        return (
+            ReasonCode.METRIC_UNDEFINED,
+            f"Metric {result.metric} is undefined for the {' and '.join(undefined_points)} on the full split "
+            f"(comparison against {against}), so no decision can be made",
+        )
+    if result.n_valid < MIN_VALID_RESAMPLE_FRACTION * result.n_resamples:
+        return (
+            ReasonCode.INSUFFICIENT_VALID_RESAMPLES,
+            f"Metric {result.metric} was defined in only {result.n_valid} of {result.n_resamples} bootstrap resamples "
+            f"(comparison against {against}; at least {MIN_VALID_RESAMPLE_FRACTION:.0%} required), "
+            f"so its confidence interval cannot be trusted",
+        )
+    if not (math.isfinite(result.ci_low) and math.isfinite(result.ci_high)):
+        return (
+            ReasonCode.METRIC_UNDEFINED,
+            f"Metric {result.metric} has no finite confidence interval (comparison against {against}), "
+            f"so no decision can be made",
+        )
+    return None
+
+
+def _comparison_table(policy: BenchmarkPolicy, comparisons: Mapping[str, BootstrapResult]) -> tuple[MetricRow, ...]:
+    def row(result: BootstrapResult, role: MetricRole) -> MetricRow:
+        return MetricRow(
+            result.metric,
+            role,
+            result.higher_is_better,
+            result.candidate,
+            result.parent,
+            result.delta,
+            result.ci_low,
+            result.ci_high,
+            result.relative_delta,
+            result.n_valid,
+        )
+
+    guardrails = sorted(policy.guardrails)
+    secondary = sorted(m for m in comparisons if m != policy.primary_metric and m not in policy.guardrails)
+    return (
+        row(comparisons[policy.primary_metric], MetricRole.PRIMARY),
+        *(row(comparisons[m], MetricRole.GUARDRAIL) for m in guardrails),
+        *(row(comparisons[m], MetricRole.SECONDARY) for m in secondary),
+    )
+
+
+def _validate_scores(candidate_scores: Mapping[str, float], policy: BenchmarkPolicy) -> None:
+    if not isinstance(candidate_scores, Mapping):
+        raise DecisionInputError("candidate_scores must be a mapping of metric -> value")
+    for name, value in candidate_scores.items():
+        if not _is_number(value):
+            raise DecisionInputError(f"candidate_scores[{name!r}] must be a number, got {value!r}")
+    if policy.primary_metric not in candidate_scores:
+        raise DecisionInputError(f"candidate_scores lacks the primary metric {policy.primary_metric!r}")
+
+
+def _scores_table(policy: BenchmarkPolicy, candidate_scores: Mapping[str, float]) -> tuple[MetricRow, ...]:
+    def role(metric: str) -> MetricRole:
+        if metric == policy.primary_metric:
+            return MetricRole.PRIMARY
+        return MetricRole.GUARDRAIL if metric in policy.guardrails else MetricRole.SECONDARY
+
+    order = sorted(candidate_scores, key=lambda m: (list(MetricRole).index(role(m)), m))
+    return tuple(
+        MetricRow(m, role(m), policy.higher_is_better.get(m), candidate_scores[m]) for m in order
+    )
+
+
+def _verdict(code: ReasonCode, reason: str, **fields: Any) -> Verdict:
+    # Templates start with a capitalised word (metric names are identifiers and keep their case).
+    sentence = reason if reason.endswith((".", "!", "?")) else reason + "."
+    return Verdict(outcome=REASON_OUTCOMES[code], reason_code=code, reason=sentence, **fields)
+
+
+# --------------------------------------------------------------------------
+# decide
+# --------------------------------------------------------------------------
+
+
+def decide(
+    *,
+    policy: BenchmarkPolicy | None,
+    comparisons: Mapping[str, BootstrapResult] | None = None,
+    candidate_scores: Mapping[str, float] | None = None,
+    is_root: bool = False,
+    tradeoff_justification: Any = None,
+    evidence: TradeoffEvidence | None = None,
+    baseline_comparisons: Mapping[str, BootstrapResult] | None = None,
+    baseline_version_id: str | None = None,
+    predictions_identical: bool = False,
+    duplicate_of: str | None = None,
+    error: str | None = None,
+    error_code: ReasonCode | str = ReasonCode.EVALUATION_ERROR,
+) -> Verdict:
+    """Apply the promotion policy (docs/model_promotion_policy.md) to computed statistics.
+
+    error short-circuits everything else. Otherwise a root version needs
+    candidate_scores and a non-root version needs comparisons (candidate vs
+    parent). baseline_comparisons is the candidate vs the lineage's last
+    promotion that needed no tradeoff; None means that baseline is the parent.
+    Raises DecisionInputError for inputs that break this contract.
+    """
+    if error is not None:
+        return _decide_error(policy, error, error_code)
+    if not isinstance(policy, BenchmarkPolicy):
+        raise DecisionInputError("policy (a BenchmarkPolicy) is required unless error is given")
+    if is_root and comparisons is not None:
+        raise DecisionInputError("a root version has no parent to compare with; pass candidate_scores, not comparisons")
+    if not is_root and candidate_scores is not None:
+        raise DecisionInputError("candidate_scores is for root versions; a version with a parent needs comparisons")
+    if is_root and baseline_comparisons is not None:
+        raise DecisionInputError("a root version has no baseline to compare with")
+    if comparisons is not None:
+        _validate_comparisons(
+            comparisons, policy, "comparisons", (policy.primary_metric, *sorted(policy.guardrails))
+        )
+    if candidate_scores is not None:
+        _validate_scores(candidate_scores, policy)
+    if predictions_identical:
+        return _decide_identical(policy, comparisons, candidate_scores, duplicate_of)
+    if is_root:
+        return _decide_root(policy, candidate_scores)
+    if comparisons is None:
+        raise DecisionInputError("comparisons (candidate vs parent) are required for a version with a parent")
+    return _decide_against_parent(
+        policy, comparisons, tradeoff_justification, evidence, baseline_comparisons, baseline_version_id
+    )
+
+
+def _decide_error(policy: BenchmarkPolicy | None, error: str, error_code: ReasonCode | str) -> Verdict:
+    if not isinstance(error, str) or not error.strip():
+        raise DecisionInputError("error must be a non-empty description of what failed")
+    try:
+        code = ReasonCode(error_code)
+    except ValueError:
+        raise DecisionInputError(f"error_code {error_code!r} is not a known reason code") from None
+    if REASON_OUTCOMES[code] is not Outcome.ERROR:
+        raise DecisionInputError(f"error_code {code.value!r} is not an error reason code")
+    return _verdict(
+        code,
+        f"Evaluation failed ({code.value}): {error.strip()}; nothing was decided",
+        magnitude=MAGNITUDE_NOT_APPLICABLE,
+        primary_metric=None if policy is None else policy.primary_metric,
+        failed_checks=(code,),
+        policy=policy,
+        error=error.strip(),
+    )
+
+
+def _decide_identical(
+    policy: BenchmarkPolicy,
+    comparisons: Mapping[str, BootstrapResult] | None,
+    candidate_scores: Mapping[str, float] | None,
+    duplicate_of: str | None,
+) -> Verdict:
+    if comparisons is not None:
+        table = _comparison_table(policy, comparisons)
+        primary = comparisons[policy.primary_metric]
+        seed, n_resamples = primary.seed, primary.n_resamples
+    else:
+        table = () if candidate_scores is None else _scores_table(policy, candidate_scores)
+        seed = n_resamples = None
+    other = f"version {duplicate_of}" if duplicate_of else "its parent"
+    code = ReasonCode.NO_BEHAVIOURAL_CHANGE
+    return _verdict(
+        code,
+        f"The candidate's predictions are exactly identical to those of {other}, "
+        f"so it changes no behaviour and is rejected",
+        magnitude=MAGNITUDE_BUCKETS[0][0],
+        primary_metric=policy.primary_metric,
+        metric_table=table,
+        failed_checks=(code,),
+        policy=policy,
+        seed=seed,
+        n_resamples=n_resamples,
+        duplicate_of=duplicate_of,
+    )
+
+
+def _decide_root(policy: BenchmarkPolicy, candidate_scores: Mapping[str, float] | None) -> Verdict:
+    if candidate_scores is None:
+        raise DecisionInputError("a root version needs candidate_scores (metric -> value)")
+    metric = policy.primary_metric
+    table = _scores_table(policy, candidate_scores)
+    value = candidate_scores[metric]
+    common = dict(
+        magnitude=MAGNITUDE_NOT_APPLICABLE, primary_metric=metric, metric_table=table, policy=policy
+    )
+    if not math.isfinite(value):
+        code = ReasonCode.METRIC_UNDEFINED
+        return _verdict(
+            code,
+            f"Root version: {metric} is undefined on the benchmark split, so no decision can be made",
+            failed_checks=(code,),
+            **common,
+        )
+    higher = policy.primary_higher_is_better
+    if not _meets_floor(value, policy.floor, higher):
+        code = ReasonCode.BELOW_FLOOR
+        return _verdict(
+            code,
+            f"{_floor_text(metric, value, policy.floor, higher)}, so this root version is rejected",
+            failed_checks=(code,),
+            **common,
+        )
+    floor_note = "no floor is declared" if policy.floor is None else f"this meets the floor of {policy.floor:.4g}"
+    return _verdict(
+        ReasonCode.ROOT_VERSION,
+        f"Root version with no parent: {metric} is {value:.4g} ({_direction(higher)}) and {floor_note}, "
+        f"so it is promoted",
+        **common,
+    )
+
+
+def _decide_against_parent(
+    policy: BenchmarkPolicy,
+    comparisons: Mapping[str, BootstrapResult],
+    tradeoff_justification: Any,
+    evidence: TradeoffEvidence | None,
+    baseline_comparisons: Mapping[str, BootstrapResult] | None,
+    baseline_version_id: str | None,
+) -> Verdict:
+    metric = policy.primary_metric
+    primary = comparisons[metric]
+    margin = policy.non_inferiority_margin
+    common: dict[str, Any] = dict(
+        primary_metric=metric,
+        metric_table=_comparison_table(policy, comparisons),
+        policy=policy,
+        seed=primary.seed,
+        n_resamples=primary.n_resamples,
+    )
+
+    for name in (metric, *sorted(policy.guardrails)):
+        problem = _undefined_problem(comparisons[name], "the parent")
+        if problem is not None:
+            code, reason = problem
+            return _verdict(code, reason, magnitude=MAGNITUDE_NOT_APPLICABLE, failed_checks=(code,), **common)
+
+    oriented = _orient(primary)
+    magnitude = magnitude_bucket(oriented.relative_delta, primary.delta)
+    common["magnitude"] = magnitude
+    improved = oriented.delta >= 0 and oriented.ci_low > 0
+    violations = [
+        (name, comparisons[name], tolerance)
+        for name, tolerance in sorted(policy.guardrails.items())
+        if _orient(comparisons[name]).ci_low < -tolerance
+    ]
+    floor_met = _meets_floor(primary.candidate, policy.floor, primary.higher_is_better)
+    offers_tradeoff = tradeoff_justification is not None and not (
+        isinstance(tradeoff_justification, Mapping) and len(tradeoff_justification) == 0
+    )
+    on_tradeoff_path = offers_tradeoff and not improved
+
+    # Each failed check contributes (code, clause); the first is the verdict's reason_code.
+    failures: list[tuple[ReasonCode, str]] = []
+    assessment: TradeoffAssessment | None = None
+    baseline: BaselineComparison | None = None
+    if on_tradeoff_path:
+        assessment = assess_tradeoff(tradeoff_justification, evidence)
+        baseline_or_error = _biocreep_check(policy, primary, oriented, baseline_comparisons, baseline_version_id)
+        if isinstance(baseline_or_error, tuple):
+            code, reason = baseline_or_error
+            fields = {**common, "magnitude": MAGNITUDE_NOT_APPLICABLE}
+            return _verdict(code, reason, failed_checks=(code,), tradeoff=assessment, **fields)
+        baseline = baseline_or_error
+        failures += _tradeoff_failures(primary, oriented, margin, assessment, baseline)
+    elif not improved:
+        failures.append(_primary_failure(primary, oriented))
+
+    if violations:
+        name, result, tolerance = violations[0]
+        more = f" (and {len(violations) - 1} more guardrail(s))" if len(violations) > 1 else ""
+        failures.append(
+            (
+                ReasonCode.GUARDRAIL_VIOLATED,
+                f"{_change_text(result, 'Guardrail')}: the candidate may be worse by up to "
+                f"{-_orient(result).ci_low:.4g}, more than its tolerance of {tolerance:.4g}{more}",
+            )
+        )
+    if not floor_met:
+        failures.append(
+            (ReasonCode.BELOW_FLOOR, _floor_text(metric, primary.candidate, policy.floor, primary.higher_is_better))
+        )
+
+    failed = [code for code, _ in failures]
+    if failures:
+        return _verdict(
+            failed[0],
+            f"{failures[0][1]}, so the candidate is rejected{_also(failed)}",
+            failed_checks=tuple(failed),
+            tradeoff=assessment,
+            compared_with_baseline=baseline,
+            **common,
+        )
+    relative = _relative_text(oriented, magnitude)
+    if not on_tradeoff_path:
+        return _verdict(
+            ReasonCode.IMPROVED,
+            f"{_change_text(primary)}: the interval excludes zero in the candidate's favour ({relative}), "
+            f"so the candidate is promoted",
+            **common,
+        )
+    claims = ", ".join(
+        f"{c.key} {c.claimed} (measured ratio {c.measured_ratio:.4g})" for c in assessment.checks
+    )
+    anchor = (
+        "the parent"
+        if baseline.is_parent
+        else f"the parent and baseline version {baseline.version_id or '(unnamed)'}"
+    )
+    return _verdict(
+        ReasonCode.TRADEOFF_VERIFIED,
+        f"{_change_text(primary)}: non-inferior to {anchor} within the margin of {margin:.4g}, "
+        f"and the tradeoff claims {claims} were verified, so the candidate is promoted with a tradeoff",
+        tradeoff=assessment,
+        compared_with_baseline=baseline,
+        **common,
+    )
+
+
+def _primary_failure(primary: BootstrapResult, oriented: _Oriented) -> tuple[ReasonCode, str]:
+    """Why a candidate that offers no tradeoff is not an improvement."""
+    if oriented.ci_high < 0:
+        return ReasonCode.PRIMARY_REGRESSED, f"{_change_text(primary)}: the whole interval shows the candidate is worse"
+    why = (
+        "the point estimate favours the parent"
+        if oriented.ci_low > 0
+        else "the interval does not exclude zero in the candidate's favour"
+    )
+    return ReasonCode.PRIMARY_NOT_IMPROVED, f"{_change_text(primary)}: {why} and no tradeoff justification was given"
+
+
+def _tradeoff_failures(
+    primary: BootstrapResult,
+    oriented: _Oriented,
+    margin: float,
+    assessment: TradeoffAssessment,
+    baseline: BaselineComparison,
+) -> list[tuple[ReasonCode, str]]:
+    """Failed checks of the tradeoff path other than guardrails and floor, in precedence order."""
+    failures = [(code, _tradeoff_failure_text(code, assessment)) for code in assessment.failure_codes]
+    if oriented.ci_low < -margin:
+        failures.append(
+            (
+                ReasonCode.PRIMARY_INFERIOR,
+                f"{_change_text(primary)}: the candidate may be worse by up to {-oriented.ci_low:.4g}, "
+                f"more than the non-inferiority margin of {margin:.4g}",
+            )
+        )
+    # A baseline that is the parent was just tested above; failing it again would double-count.
+    if not baseline.is_parent and not baseline.passed:
+        failures.append(
+            (
+                ReasonCode.CUMULATIVE_INFERIORITY,
+                f"Against baseline version {baseline.version_id or '(unnamed)'}, the lineage's last promotion "
+                f"without a tradeoff, {primary.metric} delta is {baseline.delta:+.4g} "
+                f"({CONFIDENCE:.0%} CI [{baseline.ci_low:+.4g}, {baseline.ci_high:+.4g}]): the cumulative "
+                f"loss may reach {-baseline.oriented_ci_low:.4g}, more than the non-inferiority margin "
+                f"of {margin:.4g}",
+            )
+        )
+    return failures
+
+
+def _tradeoff_failure_text(code: ReasonCode, assessment: TradeoffAssessment) -> str:
+    if code is ReasonCode.TRADEOFF_CLAIM_NOT_MET:
+        details = [f"{c.key} {c.claimed}: {c.note}" for c in assessment.checks if c.status is ClaimStatus.NOT_MET]
+        return f"The tradeoff claim(s) are not met by the gate's measurements ({'; '.join(details)})"
+    details = [p.message for p in assessment.problems if p.reason_code is code]
+    if code is ReasonCode.TRADEOFF_UNVERIFIABLE:
+        details += [
+            f"{c.key} {c.claimed}: {c.note}" for c in assessment.checks if c.status is ClaimStatus.UNVERIFIABLE
+        ]
+        return f"The tradeoff justification cannot be verified ({'; '.join(details)})"
+    return f"The tradeoff justification is malformed ({'; '.join(details)})"
+
+
+def _biocreep_check(
+    policy: BenchmarkPolicy,
+    primary: BootstrapResult,
+    oriented: _Oriented,
+    baseline_comparisons: Mapping[str, BootstrapResult] | None,
+    baseline_version_id: str | None,
+) -> BaselineComparison | tuple[ReasonCode, str]:
+    margin = policy.non_inferiority_margin
+    if baseline_comparisons is None:
+        return BaselineComparison(
+            baseline_version_id,
+            True,
+            primary.metric,
+            primary.higher_is_better,
+            primary.candidate,
+            primary.parent,
+            primary.delta,
+            primary.ci_low,
+            primary.ci_high,
+            oriented.ci_low,
+            margin,
+            oriented.ci_low >= -margin,
+        )
+    _validate_comparisons(baseline_comparisons, policy, "baseline_comparisons", (policy.primary_metric,))
+    result = baseline_comparisons[policy.primary_metric]
+    problem = _undefined_problem(result, f"baseline version {baseline_version_id or '(unnamed)'}")
+    if problem is not None:
+        return problem
+    oriented_baseline = _orient(result)
+    return BaselineComparison(
+        baseline_version_id,
+        False,
+        result.metric,
+        result.higher_is_better,
+        result.candidate,
+        result.parent,
+        result.delta,
+        result.ci_low,
+        result.ci_high,
+        oriented_baseline.ci_low,
+        margin,
+        oriented_baseline.ci_low >= -margin,
+    )
