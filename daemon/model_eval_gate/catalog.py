@@ -6,10 +6,11 @@ legacy artifacts go through the same validators agents use.
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cache
 from importlib import resources as importlib_resources
 from pathlib import Path
@@ -51,11 +52,51 @@ class MetadataValidationError(ValueError):
         super().__init__(f"invalid {what}: {len(self.violations)} violation(s)\n{lines}")
 
 
+def _ecma_regex(pattern: str) -> str:
+    """Translate a JSON Schema (ECMA-262) pattern to Python's re dialect.
+
+    Two differences matter for our identifiers: Python's `$` also matches
+    before a trailing newline ("3f9c2a1\\n" would pass as a commit SHA), and
+    Python's `\\d` matches every Unicode digit. ECMA's mean end-of-input and 0-9.
+    """
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            escaped = pattern[i + 1]
+            out.append(("0-9" if in_class else "[0-9]") if escaped == "d" else char + escaped)
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class:
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+@cache
+def _compiled_pattern(pattern: str) -> re.Pattern:
+    return re.compile(_ecma_regex(pattern))
+
+
+def _pattern_keyword(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _compiled_pattern(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 7 with ECMA-262 pattern semantics, as the specification defines them.
+_SchemaValidator = jsonschema.validators.extend(jsonschema.Draft7Validator, {"pattern": _pattern_keyword})
+
+
 @cache
 def _validator(name: str) -> jsonschema.Draft7Validator:
     schema = json.loads(schema_path(name).read_text())
     jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    return _SchemaValidator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
 
 
 def metadata_schema() -> dict:
@@ -77,6 +118,10 @@ def _describe(error: jsonschema.ValidationError, prefix: str) -> Violation:
             return Violation(f"{_join_path(prefix, error)}.{missing.group(1)}", "required property is missing")
     if error.validator == "additionalProperties":
         return Violation(_join_path(prefix, error), error.message)
+    if error.validator == "anyOf" and all(set(branch) == {"required"} for branch in error.validator_value):
+        # tradeoff_justification's "at least one claim": name the choices.
+        names = ", ".join(name for branch in error.validator_value for name in branch["required"])
+        return Violation(_join_path(prefix, error), f"needs at least one of: {names}")
     instance = json.dumps(error.instance, default=str)
     if len(instance) > 60:
         instance = instance[:57] + "..."
@@ -84,22 +129,40 @@ def _describe(error: jsonschema.ValidationError, prefix: str) -> Violation:
                      if len(repr(error.instance)) > 60 else error.message)
 
 
+def _about_is_external(error: jsonschema.ValidationError) -> bool:
+    if error.absolute_path:
+        return error.absolute_path[0] == "is_external"
+    return error.validator == "required" and "'is_external'" in error.message
+
+
 def _flatten(errors, prefix: str, instance: Any) -> list[Violation]:
     violations: list[Violation] = []
     for error in errors:
         if error.validator == "oneOf" and error.context and not error.absolute_path and isinstance(instance, dict):
             # The root oneOf picks internal vs external by is_external. Report
-            # the violations of the variant the payload asked for, which says
-            # "external_source_url is missing" rather than "not valid under
-            # any of the given schemas".
-            external = instance.get("is_external") in (True, 1) and not isinstance(instance.get("is_external"), float)
-            variant = 1 if external else 0
+            # the violations of the variant whose is_external accepts the
+            # payload's value, which says "external_source_url is missing"
+            # rather than "not valid under any of the given schemas". An
+            # is_external no variant accepts (top-level enum reports it) is
+            # read as internal, the default.
+            variants = sorted({e.schema_path[0] for e in error.context if e.schema_path})
+            refusing = {e.schema_path[0] for e in error.context if e.schema_path and _about_is_external(e)}
+            variant = next((v for v in variants if v not in refusing), variants[0] if variants else None)
             branch = [e for e in error.context if e.schema_path and e.schema_path[0] == variant
-                      and not (e.absolute_path and e.absolute_path[0] == "is_external")]
-            violations.extend(_flatten(branch, prefix, instance))
+                      and not _about_is_external(e)]
+            found = _flatten(branch, prefix, instance)
+            if not found and not refusing.issuperset(variants):
+                # Never let a failed oneOf vanish: say so even without details.
+                # (When every variant refuses is_external, its enum says why.)
+                found = [_describe(error, prefix)]
+            violations.extend(found)
         else:
             violations.append(_describe(error, prefix))
-    # Deduplicate while keeping order (a field can fail the same way twice).
+    return _dedupe(violations)
+
+
+def _dedupe(violations: Iterable[Violation]) -> list[Violation]:
+    # Keep order; a field can fail the same way twice.
     seen, unique = set(), []
     for violation in violations:
         if (violation.path, violation.message) not in seen:
@@ -108,12 +171,65 @@ def _flatten(errors, prefix: str, instance: Any) -> list[Violation]:
     return unique
 
 
+def _child_path(path: str, key: Any) -> str:
+    if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key) if isinstance(key, str) else repr(key)}]"
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character, which PostgreSQL text and jsonb cannot store"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (it holds a lone surrogate), which PostgreSQL cannot store"
+    return None
+
+
+def _unstorable(value: Any, path: str) -> list[Violation]:
+    """What JSON cannot carry or PostgreSQL cannot store, which the schema does not see.
+
+    NaN and Infinity, NUL characters, lone surrogates, non-string keys and
+    non-JSON Python objects would otherwise pass validation and then fail
+    inside the INSERT, or worse, be stored as a metric no one can act on.
+    """
+    if value is None or isinstance(value, (bool, int)):
+        return []
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [
+            Violation(path, f"{value!r} is not a finite number (JSON has no NaN or Infinity)")]
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        return [Violation(path, problem)] if problem else []
+    if isinstance(value, (list, tuple)):
+        return [v for index, item in enumerate(value) for v in _unstorable(item, f"{path}[{index}]")]
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            child = _child_path(path, key)
+            if not isinstance(key, str):
+                found.append(Violation(child, f"object keys must be strings, not {type(key).__name__}"))
+            elif (problem := _text_problem(key)) is not None:
+                found.append(Violation(child, f"the key {problem}"))
+            found += _unstorable(item, child)
+        return found
+    return [Violation(path, f"a {type(value).__name__} is not a JSON value")]
+
+
+def _schema_violations(name: str, instance: dict, prefix: str) -> list[Violation]:
+    errors = sorted(_validator(name).iter_errors(instance),
+                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return _flatten(errors, prefix, instance)
+
+
 def metadata_violations(metadata: Any, prefix: str = "$") -> list[Violation]:
     if not isinstance(metadata, dict):
         return [Violation(prefix, f"metadata must be a JSON object, not {type(metadata).__name__}")]
-    errors = sorted(_validator("model_artifact_metadata.json").iter_errors(metadata),
-                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    return _flatten(errors, prefix, metadata)
+    unstorable = _unstorable(metadata, prefix)
+    if any(v.message.startswith("object keys must be strings") for v in unstorable):
+        return unstorable  # the schema validator cannot look at such an object
+    return _dedupe(unstorable + _schema_violations("model_artifact_metadata.json", metadata, prefix))
 
 
 def validate_metadata(metadata: Any) -> dict:
@@ -128,26 +244,54 @@ def validate_metadata(metadata: Any) -> dict:
     return metadata
 
 
+# RFC 3339 date-time with an offset PostgreSQL accepts (at most 15:59 away
+# from UTC). jsonschema checks format "date-time" only when the optional
+# rfc3339-validator is installed, so the catalog checks it itself.
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                      r"([Zz]|[+-](0[0-9]|1[0-5]):[0-5][0-9])")
+TIMESTAMP_FIELDS = ("training_started_at", "training_completed_at")
+
+
+def parse_timestamp(text: Any) -> datetime | None:
+    """An aware datetime for an RFC 3339 string whose UTC time has a year in 1..9999, else None."""
+    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
+        return None
+    normalised = text[:10] + "T" + text[11:]
+    normalised = normalised[:-1] + "+00:00" if normalised[-1] in "Zz" else normalised
+    try:
+        parsed = datetime.fromisoformat(normalised)
+        parsed.astimezone(timezone.utc)  # year 1 or 9999 pushed past the calendar by the offset
+    except (ValueError, OverflowError):
+        return None
+    return parsed
+
+
 def registration_violations(payload: Any) -> list[Violation]:
     if not isinstance(payload, dict):
         return [Violation("$", f"a registration must be a JSON object, not {type(payload).__name__}")]
-    errors = sorted(_validator("model_registration.json").iter_errors(payload),
-                    key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    violations = _flatten(errors, "$", payload)
+    unstorable = _unstorable({k: v for k, v in payload.items() if k != "metadata"}, "$")
+    if any(v.message.startswith("object keys must be strings") for v in unstorable):
+        return unstorable  # the schema validator cannot look at such an object
+    violations = unstorable + _schema_violations("model_registration.json", payload, "$")
     if isinstance(payload.get("metadata"), dict):
         violations += metadata_violations(payload["metadata"], "$.metadata")
         metadata = payload["metadata"]
         for key in ("benchmark_id",):
             if key in metadata and payload.get(key) not in (None, metadata[key]):
                 violations.append(Violation(f"$.{key}", f"differs from $.metadata.{key} ({metadata[key]!r})"))
-    for start, end in (("training_started_at", "training_completed_at"),):
-        try:
-            if payload.get(start) and payload.get(end) and \
-                    datetime.fromisoformat(payload[end]) < datetime.fromisoformat(payload[start]):
-                violations.append(Violation(f"$.{end}", f"is before {start}"))
-        except (TypeError, ValueError):
-            pass  # the format checker reports unparseable timestamps
-    return violations
+    stamps = {}
+    for field in TIMESTAMP_FIELDS:
+        value = payload.get(field)
+        if isinstance(value, str):
+            stamps[field] = parse_timestamp(value)
+            if stamps[field] is None and not any(v.path == f"$.{field}" for v in violations):
+                violations.append(Violation(f"$.{field}", f"{value!r} is not an RFC 3339 date-time with a "
+                                                          "time zone offset (at most 15:59 from UTC, years 1 to 9999), "
+                                                          "e.g. 2026-04-16T15:20:00Z"))
+    started, completed = stamps.get("training_started_at"), stamps.get("training_completed_at")
+    if started and completed and completed < started:
+        violations.append(Violation("$.training_completed_at", "is before training_started_at"))
+    return _dedupe(violations)
 
 
 def _json_or_none(value: Any) -> str | None:
@@ -170,7 +314,8 @@ def _database_violations(conn: psycopg.Connection, payload: dict) -> list[Violat
     metadata = payload.get("metadata") or {}
     for path, ref in (("$.metadata.base_model_id", metadata.get("base_model_id")),
                       ("$.eval_dataset_artifact_id", payload.get("eval_dataset_artifact_id"))):
-        if ref and not db.fetch_one(conn, "artifact_exists", {"id": ref})["present"]:
+        # An empty string is a reference too: the foreign key would refuse it.
+        if ref is not None and not db.fetch_one(conn, "artifact_exists", {"id": ref})["present"]:
             violations.append(Violation(path, f"no artifact {ref!r}"))
     return violations
 
@@ -228,8 +373,10 @@ def register_model_in(conn: psycopg.Connection, payload: dict) -> str:
         "created_by": payload.get("created_by"),
     })
     db.execute(conn, "upsert_universal_artifact", {"id": artifact_id, "title": payload["title"], "lifecycle_state": "candidate"})
-    _write_model_version(conn, artifact_id=artifact_id, metadata=metadata,
-                         fields={k: payload.get(k) for k in MODEL_VERSION_FIELDS},
+    fields = {k: payload.get(k) for k in MODEL_VERSION_FIELDS}
+    # Validated above: store the instant itself, not PostgreSQL's reading of the text.
+    fields.update({k: parse_timestamp(fields[k]) for k in TIMESTAMP_FIELDS if fields[k] is not None})
+    _write_model_version(conn, artifact_id=artifact_id, metadata=metadata, fields=fields,
                          promotion_state="candidate", promotion_notes=None)
     return artifact_id
 
@@ -251,9 +398,12 @@ def register_model(payload: dict, *, settings: Settings | None = None) -> str:
     return artifact_id
 
 
-def load_registration_file(path: Path) -> dict:
+def load_registration_file(path: Path) -> Any:
+    """The parsed file (any JSON value; registration validates it). OSError propagates."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MetadataValidationError([Violation("$", f"not UTF-8 text: {exc}")], "model registration") from None
     except json.JSONDecodeError as exc:
         raise MetadataValidationError([Violation("$", f"not valid JSON: {exc}")], "model registration") from None
 

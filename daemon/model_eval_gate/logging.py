@@ -5,6 +5,7 @@ import functools
 import inspect
 import json
 import logging as stdlib_logging
+import math
 import sys
 import time
 from datetime import datetime, timezone
@@ -38,20 +39,43 @@ def get_logger(name: str | None = None, **bound: Any):
     return structlog.get_logger(name).bind(**bound) if bound else structlog.get_logger(name)
 
 
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
+def _storable_text(text: str) -> str:
+    # jsonb and text refuse NUL; UTF-8 refuses lone surrogates. Escape both visibly.
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _storable(value: Any, fallback: Callable[[Any], str] = repr, depth: int = 0) -> Any:
+    """A JSON value PostgreSQL's jsonb accepts, for the audit row of any call.
+
+    A call with malformed input (NaN, a NUL character, a non-JSON object) is
+    exactly the call worth auditing, so such values become strings (through
+    fallback for non-JSON objects) instead of making the audit INSERT fail.
+    """
+    if value is None or isinstance(value, (bool, int)):
         return value
-    except (TypeError, ValueError):
-        return repr(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, str):
+        return _storable_text(value)
+    if depth > 64:  # deep or self-referencing structures
+        return _storable_text(fallback(value)[:1000])
+    if isinstance(value, (list, tuple)):
+        return [_storable(item, fallback, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {_storable_text(key if isinstance(key, str) else fallback(key)): _storable(item, fallback, depth + 1)
+                for key, item in value.items()}
+    return _storable_text(fallback(value))
 
 
-def log_tool_call(tool_name: str | None = None, *, summarize: Callable[[Any], Any] | None = None):
+def log_tool_call(tool_name: str | None = None, *, summarize: Callable[[Any], Any] | None = None,
+                  persist: bool = True):
     """Record every call of the decorated tool in tool_calls: name, arguments, status, duration, error.
 
     The record is written on its own connection and committed whatever the
     tool did, so a failed call is audited too. A failure to write the audit
-    row is logged, never raised over the tool's own result or error.
+    row is logged, never raised over the tool's own result or error. With
+    persist=False (tools promised to write nothing, like the quick gate) the
+    same record goes to the log stream only.
     """
 
     def decorate(function):
@@ -62,7 +86,7 @@ def log_tool_call(tool_name: str | None = None, *, summarize: Callable[[Any], An
         def wrapper(*args, **kwargs):
             bound = signature.bind_partial(*args, **kwargs)
             arguments = {
-                key: _jsonable(value) for key, value in bound.arguments.items()
+                key: _storable(value) for key, value in bound.arguments.items()
                 if key not in ("settings", "conn")
             }
             started = datetime.now(timezone.utc)
@@ -71,10 +95,14 @@ def log_tool_call(tool_name: str | None = None, *, summarize: Callable[[Any], An
             try:
                 result = function(*args, **kwargs)
             except BaseException as exc:
-                _record(settings, name, arguments, "error", clock, started, f"{type(exc).__name__}: {exc}", None)
+                _record(settings, name, arguments, "error", clock, started,
+                        _storable_text(f"{type(exc).__name__}: {exc}"), None, persist)
                 raise
-            summary = summarize(result) if summarize else None
-            _record(settings, name, arguments, "ok", clock, started, None, summary)
+            try:
+                summary = _storable(summarize(result), str) if summarize else None
+            except Exception as exc:  # a summary must not cost the caller its result
+                summary = {"summary_failed": _storable_text(f"{type(exc).__name__}: {exc}")}
+            _record(settings, name, arguments, "ok", clock, started, None, summary, persist)
             return result
 
         return wrapper
@@ -82,11 +110,20 @@ def log_tool_call(tool_name: str | None = None, *, summarize: Callable[[Any], An
     return decorate
 
 
-def _record(settings, name, arguments, status, clock, started, error, summary) -> None:
+def _actor(arguments: dict) -> str | None:
+    actor = arguments.get("actor") or arguments.get("requested_by")
+    return None if actor is None else str(actor)
+
+
+def _record(settings, name, arguments, status, clock, started, error, summary, persist=True) -> None:
     from . import db
     from .config import Settings
 
     duration_ms = (time.perf_counter() - clock) * 1000.0
+    if not persist:
+        structlog.get_logger(__name__).info("tool_call", tool=name, arguments=arguments, status=status,
+                                            duration_ms=round(duration_ms, 3), error=error, result=summary)
+        return
     try:
         with db.connect(settings or Settings.from_env(), autocommit=True) as conn:
             db.execute(conn, "record_tool_call", {
@@ -96,7 +133,7 @@ def _record(settings, name, arguments, status, clock, started, error, summary) -
                 "duration_ms": duration_ms,
                 "error": error,
                 "result_summary": json.dumps(summary, default=str) if summary is not None else None,
-                "actor": arguments.get("actor") or arguments.get("requested_by"),
+                "actor": _actor(arguments),
                 "started_at": started,
             })
     except Exception as exc:  # the audit must not turn a result into a crash

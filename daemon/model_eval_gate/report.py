@@ -14,10 +14,23 @@ def _json_block(value) -> str:
     return "```json\n" + json.dumps(value, indent=2, sort_keys=True, default=str) + "\n```"
 
 
+# Why an adopted artifact is in each state, for the summary.
+_STATE_NOTES = {
+    "promoted": "legacy models already in service",
+    "candidate": "pending the eval gate: biophysical ODE models, or legacy models not in service",
+    "rejected": "rejected by the eval gate after the backfill",
+    "superseded": "superseded by a newer promoted version after the backfill",
+}
+
+
 def render_migration_report(rows: Sequence[Mapping]) -> str:
-    promoted = sum(1 for r in rows if r["promotion_state"] == "promoted")
-    candidates = sum(1 for r in rows if r["promotion_state"] == "candidate")
+    # Titles need not be unique: the id breaks ties, so the same database
+    # always renders the same bytes.
+    rows = sorted(rows, key=lambda r: (r["title"], r["artifact_id"]))
     held = sum(len(r["review_items"]) for r in rows)
+    states: dict[str, int] = {}
+    for r in rows:
+        states[r["promotion_state"]] = states.get(r["promotion_state"], 0) + 1
     lines = [
         "# WS1 migration report: model artifacts to model_versions",
         "",
@@ -27,11 +40,11 @@ def render_migration_report(rows: Sequence[Mapping]) -> str:
         "re-validated against `schemas/model_artifact_metadata.json`. Anything that would",
         "need interpretation (a rounded parameter count, a missing dataset, an unpinned",
         "commit) is held for human review in `model_review_items`, never guessed.",
-        "No artifact was rejected.",
+        "The backfill rejects no artifact; the states below are the current ones.",
         "",
         f"- artifacts adopted: {len(rows)}",
-        f"- promotion_state promoted: {promoted} (legacy models already in service)",
-        f"- promotion_state candidate: {candidates} (biophysical ODE models, pending the eval gate)",
+        *(f"- promotion_state {state}: {count} ({_STATE_NOTES.get(state, 'set after the backfill')})"
+          for state, count in sorted(states.items())),
         f"- items held for review: {held}",
         "",
         "| artifact | title | promotion_state | metadata valid | held for review |",
