@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from datetime import timezone
 from pathlib import Path
 
 from .config import ConfigError, Settings
 from .logging import configure_logging
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_GATE_ERROR = 0, 1, 2, 3
 
 
 def _settings() -> Settings:
@@ -59,8 +61,8 @@ def cmd_register(args, settings: Settings) -> int:
     except MetadataValidationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except FileNotFoundError as exc:
-        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+    except OSError as exc:  # missing, a directory, unreadable
+        print(f"cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(artifact_id)
     return EXIT_OK
@@ -76,6 +78,201 @@ def cmd_backfill(args, settings: Settings) -> int:
     outcome = backfill(settings=settings, report_path=args.report, load_fixture=load_fixture)
     print(f"adopted {len(outcome.adopted)} legacy model artifact(s); {outcome.already_done} already had model_versions rows")
     print(f"migration report: {outcome.report_path}")
+    return EXIT_OK
+
+
+def cmd_benchmark_add(args, settings: Settings) -> int:
+    from . import db
+    from .benchmark import BenchmarkError, load_benchmark, record_benchmark
+
+    try:
+        benchmark = load_benchmark(args.directory)
+    except BenchmarkError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with db.connect(settings, autocommit=True) as conn:
+        inserted = record_benchmark(conn, benchmark)
+    print(f"{'recorded' if inserted else 'updated'} benchmark {benchmark.id}: {benchmark.task}, "
+          f"{benchmark.n_examples if benchmark.n_examples is not None else 'self-scored'} examples, "
+          f"primary metric {benchmark.primary_metric}, split {benchmark.split_hash[:16]}")
+    return EXIT_OK
+
+
+def print_gate_result(result: dict, stream=sys.stdout) -> None:
+    from .lifecycle import render_metric_table
+
+    against = result.get("compared_against")
+    print(f"candidate   {result['candidate_id']}", file=stream)
+    print(f"compared    {against or '(root version: no parent)'}"
+          + ("  (the parent was superseded meanwhile)" if result.get("head_moved") else ""), file=stream)
+    if result.get("benchmark_id"):
+        print(f"benchmark   {result['benchmark_id']}  split {str(result.get('split_hash'))[:16]}"
+              + ("  [self-reported scores]" if result.get("self_reported") else ""), file=stream)
+    if result.get("metric_table"):
+        print("", file=stream)
+        print(render_metric_table(result["metric_table"]), file=stream)
+        if result.get("seed") is not None:
+            print(f"(* primary; paired bootstrap, {result.get('n_resamples')} resamples, seed {result['seed']}, "
+                  f"95% percentile CI)", file=stream)
+    print("", file=stream)
+    print(f"verdict     {result['outcome'].upper()} ({result['reason_code']}"
+          + (f", magnitude {result['magnitude']}" if result.get("magnitude") else "") + ")", file=stream)
+    print(f"reason      {result['reason']}", file=stream)
+    if result.get("dry_run"):
+        print("(dry run: nothing was written)", file=stream)
+
+
+def cmd_gate(args, settings: Settings) -> int:
+    from .gate import GateRefused, dry_run, run_eval_gate, run_eval_gate_quick
+
+    try:
+        if args.quick:
+            result = run_eval_gate_quick(args.artifact_id, settings=settings)
+        elif args.dry_run:
+            result = dry_run(args.artifact_id, settings=settings)
+        else:
+            result = run_eval_gate(args.artifact_id, settings=settings, requested_by="cli")
+    except GateRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_gate_result(result)
+    return EXIT_GATE_ERROR if result["outcome"] == "error" else EXIT_OK
+
+
+def cmd_force_promote(args, settings: Settings) -> int:
+    from .gate import GateRefused, force_promote
+    from .lifecycle import NotApplicable
+
+    try:
+        result = force_promote(args.artifact_id, args.actor, args.reason, settings=settings)
+    except (GateRefused, NotApplicable, ValueError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"promoted {result['candidate_id']} over {result['compared_against'] or '(no previous head)'}: {result['reason']}")
+    return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def cmd_run(args, settings: Settings) -> int:
+    from .worker import run_daemon
+
+    if args.workers is not None:
+        settings = settings.with_(workers=args.workers)
+    return run_daemon(settings)
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return f"cli:uid {os.getuid()}"
+
+
+def cmd_regate(args, settings: Settings) -> int:
+    import psycopg
+
+    from . import db
+
+    with db.connect(settings, autocommit=True) as conn:
+        active = db.fetch_one(conn, "active_job_for_artifact", {"artifact_id": args.artifact_id})
+        try:
+            row = db.fetch_one(conn, "request_gate", {"artifact_id": args.artifact_id, "reason": args.reason,
+                                                      "requested_by": _operator()})
+        except (psycopg.errors.CheckViolation, psycopg.errors.NoDataFound) as exc:
+            message = (exc.diag.message_primary or str(exc)).removeprefix("model_eval_gate: ")
+            hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
+            print(f"refused: {message}{hint}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        daemons = db.fetch_one(conn, "daemons_connected")["daemons"]
+    if active is not None:
+        print(f"{args.artifact_id} already has a {active['status']} gate job {row['job_id']}; "
+              "the request joins it")
+    else:
+        print(f"queued gate job {row['job_id']} for {args.artifact_id} (reason: {args.reason})")
+    if not daemons:
+        print("no model-eval-gate daemon is connected to this database: the job waits until one runs "
+              "(model-eval-gate run), or gate it now with: model-eval-gate gate " + args.artifact_id,
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def _table(headers: list[str], rows: list[list[str]], stream) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), file=stream)
+    for row in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=stream)
+
+
+def _when(value) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else "-"
+
+
+def _seconds(value) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    return f"{value:.0f}s" if abs(value) < 120 else f"{value / 60:.1f}min"
+
+
+def _signed(value) -> str:
+    return f"{value:+.4g}" if value is not None else "-"
+
+
+def cmd_status(args, settings: Settings) -> int:
+    from . import db
+
+    with db.connect(settings, autocommit=True) as conn:
+        daemons = db.fetch_one(conn, "daemons_connected")["daemons"]
+        queue = db.fetch_one(conn, "status_queue")
+        running = db.fetch_all(conn, "status_running")
+        failed = db.fetch_all(conn, "status_failed", {"limit": args.limit})
+        decisions = db.fetch_all(conn, "status_decisions", {"limit": args.limit})
+    out = sys.stdout
+    print(f"daemons   {daemons} connected", file=out)
+    waiting = (f", {queue['waiting']} waiting to retry (next at {_when(queue['next_run_after'])})"
+               if queue["waiting"] else "")
+    print(f"queue     {queue['due'] + queue['waiting']} queued: {queue['due']} due now{waiting}", file=out)
+
+    print(f"\nrunning   {len(running)}", file=out)
+    if running:
+        _table(["job", "candidate", "worker", "attempt", "lease left", "running for"],
+               [[str(r["id"]), r["artifact_id"], r["worker_id"], f"{r['attempt']}/{r['max_attempts']}",
+                 _seconds(r["lease_seconds_left"]), _seconds(r["running_seconds"])] for r in running], out)
+
+    total_failed = failed[0]["total"] if failed else 0
+    print(f"\nfailed    {total_failed}" + (f" (latest {len(failed)} shown)" if total_failed > len(failed) else ""),
+          file=out)
+    if failed:
+        _table(["job", "candidate", "attempts", "finished", "error"],
+               [[str(r["id"]), r["artifact_id"], f"{r['attempt']}/{r['max_attempts']}", _when(r["finished_at"]),
+                 " ".join((r["error"] or "-").split())[:160]] for r in failed], out)
+
+    print(f"\nlast {len(decisions)} decisions", file=out)
+    if decisions:
+        rows = []
+        for d in decisions:
+            primary = (f"{d['metric']} {_signed(d['delta'])} [{_signed(d['ci_low'])}, {_signed(d['ci_high'])}]"
+                       if d["delta"] is not None else "-")
+            against = d["compared_against"] or "(root)"
+            if d["head_moved"]:
+                against += " (new head)"
+            rows.append([d["candidate"], against, d["outcome"], d["reason_code"] or "-", primary,
+                         _when(d["finished_at"])])
+        _table(["candidate", "compared against", "outcome", "reason", "primary delta [95% CI]", "finished"], rows, out)
     return EXIT_OK
 
 
@@ -102,6 +299,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--legacy-fixture", action="store_true",
                    help="load the 8 legacy artifacts first (implied on the embedded database)")
     p.set_defaults(handler=cmd_backfill)
+
+    p = sub.add_parser("benchmark", help="manage benchmarks")
+    bench = p.add_subparsers(dest="benchmark_command", required=True, metavar="ACTION")
+    q = bench.add_parser("add", help="validate, hash and record a benchmark directory")
+    q.add_argument("directory", type=Path)
+    q.set_defaults(handler=cmd_benchmark_add)
+
+    p = sub.add_parser("gate", help="gate one candidate now and print the metric table and verdict")
+    p.add_argument("artifact_id")
+    p.add_argument("--dry-run", action="store_true", help="decide with the full resample count, write nothing")
+    p.add_argument("--quick", action="store_true", help="100 resamples, write nothing (run_eval_gate_quick)")
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.set_defaults(handler=cmd_gate)
+
+    p = sub.add_parser("force-promote", help="promote a candidate over the gate's verdict (recorded)")
+    p.add_argument("artifact_id")
+    p.add_argument("--actor", required=True, help="the human taking responsibility")
+    p.add_argument("--reason", required=True, help="why; kept in the audit trail")
+    p.set_defaults(handler=cmd_force_promote)
+
+    p = sub.add_parser("run", help="run the daemon: LISTEN, claim, gate, apply (SIGTERM stops it gracefully)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="concurrent gates in this daemon (default: MODEL_EVAL_GATE_WORKERS or 1)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("regate", help="queue a candidate or rejected version for another gate")
+    p.add_argument("artifact_id")
+    p.add_argument("--reason", default="manual regate", help="recorded on the job (default: manual regate)")
+    p.set_defaults(handler=cmd_regate)
+
+    p = sub.add_parser("status", help="queue depth, running and failed jobs, the last decisions")
+    p.add_argument("--limit", type=_positive_int, default=10, metavar="N",
+                   help="failed jobs and decisions to list (default 10)")
+    p.set_defaults(handler=cmd_status)
     return parser
 
 
@@ -118,11 +349,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args, settings)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # a clear one-line error, not a traceback, for operators
+    except Exception as exc:  # a clear error, not a traceback, for operators
+        import psycopg
+
+        from .embedded import EmbeddedDatabaseError
         from .migrate import MigrationError
 
-        if isinstance(exc, (MigrationError,)):
-            print(f"error: {exc}", file=sys.stderr)
+        # Operational failures: the database is unreachable, refused us, or
+        # could not be started. Anything else is a bug and keeps its traceback.
+        if isinstance(exc, (MigrationError, EmbeddedDatabaseError, psycopg.OperationalError)):
+            print(f"error: {str(exc).strip()}", file=sys.stderr)
             return EXIT_FAILURE
         raise
 

@@ -19,8 +19,10 @@ CREATE TABLE IF NOT EXISTS gate_jobs (
     outcome        text,
     result         jsonb,
     error          text,
-    -- A running job always has an owner and a lease; nothing else may.
-    CHECK ((status = 'running') = (worker_id IS NOT NULL AND lease_until IS NOT NULL))
+    -- A running job always has an owner and a lease; only a running job has a
+    -- lease (worker_id stays on finished jobs: who decided it).
+    CHECK (CASE WHEN status = 'running' THEN worker_id IS NOT NULL AND lease_until IS NOT NULL
+                ELSE lease_until IS NULL END)
 );
 
 -- At most one queued-or-running job per artifact: duplicate requests and

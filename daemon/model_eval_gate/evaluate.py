@@ -1,0 +1,179 @@
+"""Runs one model's eval.py on a benchmark split and caches the predictions.
+
+A model's evaluation is keyed by (artifact, benchmark, split hash, model
+directory hash): while neither the directory nor the split changes, the
+stored predictions are reused, so a parent is evaluated once however many
+candidates are compared with it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from . import db
+from .benchmark import Benchmark
+from .config import Settings
+from .logging import get_logger
+
+log = get_logger(__name__)
+
+
+class EvaluationError(RuntimeError):
+    """An evaluation that cannot produce predictions; reason_code says which kind."""
+
+    def __init__(self, reason_code: str, message: str, *, stderr: str | None = None):
+        self.reason_code = reason_code
+        self.stderr = stderr
+        super().__init__(message)
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    artifact_id: str
+    benchmark_id: str
+    split_hash: str
+    model_hash: str
+    predictions: np.ndarray  # aligned to the benchmark's example order
+    example_ids: tuple[str, ...] | None
+    self_reported: bool
+    sandboxed: bool
+    wall_seconds: float | None
+    cpu_seconds: float | None
+    peak_rss_bytes: int | None
+    cached: bool
+    timings: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "artifact_id": self.artifact_id, "model_hash": self.model_hash, "cached": self.cached,
+            "sandboxed": self.sandboxed, "wall_seconds": self.wall_seconds, "cpu_seconds": self.cpu_seconds,
+            "peak_rss_bytes": self.peak_rss_bytes, "n_examples": int(self.predictions.shape[0]),
+            "self_reported": self.self_reported, **({"timings": self.timings} if self.timings else {}),
+        }
+
+
+def model_dir(settings: Settings, artifact_id: str) -> Path:
+    return settings.resolved_artifact_root / "models" / artifact_id
+
+
+def model_hash(directory: Path) -> str:
+    """sha256 over relative paths and contents; symlinks hash their target text, never followed."""
+    digest = hashlib.sha256()
+    root = Path(directory)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            path = Path(dirpath) / name
+            relative = path.relative_to(root).as_posix().encode()
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                digest.update(b"L" + relative + b"\0" + os.readlink(path).encode() + b"\0")
+            elif stat.S_ISREG(info.st_mode):
+                digest.update(b"F" + relative + b"\0" + str(info.st_size).encode() + b"\0")
+                with open(path, "rb") as handle:
+                    for chunk in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _limits(settings: Settings):
+    from .sandbox import SandboxLimits
+
+    return SandboxLimits(
+        wall_seconds=settings.eval_wall_seconds,
+        cpu_seconds=settings.eval_cpu_seconds,
+        address_space_bytes=settings.eval_memory_bytes,
+        max_processes=settings.eval_max_processes,
+        max_output_bytes=settings.eval_max_output_bytes,
+    )
+
+
+def _from_cache(row, benchmark: Benchmark, artifact_id: str, digest: str) -> Evaluation:
+    values = np.frombuffer(row["predictions"], dtype="<f8").reshape(row["prediction_shape"]).copy()
+    values.setflags(write=False)
+    return Evaluation(
+        artifact_id=artifact_id, benchmark_id=benchmark.id, split_hash=benchmark.split_hash,
+        model_hash=digest, predictions=values, example_ids=benchmark.example_ids,
+        self_reported=row["self_reported"], sandboxed=row["sandboxed"],
+        wall_seconds=row["wall_seconds"], cpu_seconds=row["cpu_seconds"],
+        peak_rss_bytes=row["peak_rss_bytes"], cached=True,
+    )
+
+
+def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, benchmark: Benchmark, *,
+             use_cache: bool = True, store: bool = True, cancel=None) -> Evaluation:
+    """Evaluate one model on one benchmark, from the cache when possible.
+
+    `conn` must be in autocommit mode: no transaction is held open while the
+    sandbox runs. `cancel`, if given, is a threading.Event that kills the run.
+    """
+    from .predictions import PredictionsError, read_predictions
+    from .sandbox import SandboxConfigError, SandboxOutputError, SandboxUnavailable, discard_output, run_eval_py
+
+    directory = model_dir(settings, artifact_id)
+    if not (directory / "eval.py").is_file():
+        raise EvaluationError("no_eval_py", f"no eval.py for {artifact_id} at {directory / 'eval.py'}")
+    digest = model_hash(directory)
+    cacheable = benchmark.example_ids is not None  # self-scored runs without an id list are not reused
+    if use_cache and cacheable:
+        row = db.fetch_one(conn, "cached_evaluation", {
+            "artifact_id": artifact_id, "benchmark_id": benchmark.id,
+            "split_hash": benchmark.split_hash, "model_hash": digest,
+        })
+        if row is not None:
+            return _from_cache(row, benchmark, artifact_id, digest)
+
+    work_dir = Path(tempfile.mkdtemp(prefix="meg-eval-"))
+    try:
+        started = time.perf_counter()
+        try:
+            result = run_eval_py(
+                directory, benchmark.inputs_dir, limits=_limits(settings), work_dir=work_dir,
+                python=settings.sandbox_python, sandbox_uid=settings.sandbox_uid,
+                sandbox_gid=settings.sandbox_gid, allow_unsandboxed=settings.allow_unsandboxed,
+                cancel=cancel,
+            )
+        except SandboxUnavailable as exc:
+            raise EvaluationError("sandbox_unavailable", str(exc)) from exc
+        except SandboxConfigError as exc:
+            raise EvaluationError("sandbox_failure", f"cannot sandbox {artifact_id}: {exc}") from exc
+        run_seconds = time.perf_counter() - started
+        # The result owns /out (a mounted tmpfs when root): release it whatever happens.
+        with result:
+            if not result.ok:
+                raise EvaluationError("sandbox_failure", f"eval.py of {artifact_id} failed: {result.error}",
+                                      stderr=result.stderr)
+            try:
+                predictions = read_predictions(result.out_dir, benchmark, max_bytes=settings.eval_max_output_bytes)
+            except (PredictionsError, SandboxOutputError) as exc:
+                raise EvaluationError("bad_output", f"eval.py of {artifact_id} wrote unusable output: {exc}") from exc
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    evaluation = Evaluation(
+        artifact_id=artifact_id, benchmark_id=benchmark.id, split_hash=benchmark.split_hash,
+        model_hash=digest, predictions=predictions.values, example_ids=predictions.example_ids,
+        self_reported=predictions.self_reported, sandboxed=result.sandboxed,
+        wall_seconds=result.wall_seconds, cpu_seconds=result.cpu_seconds,
+        peak_rss_bytes=result.peak_rss_bytes, cached=False,
+        timings={"sandbox_seconds": round(run_seconds, 6)},
+    )
+    if store and cacheable:
+        db.execute(conn, "store_evaluation", {
+            "artifact_id": artifact_id, "benchmark_id": benchmark.id, "split_hash": benchmark.split_hash,
+            "model_hash": digest, "predictions": np.ascontiguousarray(predictions.values, dtype="<f8").tobytes(),
+            "prediction_shape": list(predictions.values.shape), "n_examples": int(predictions.values.shape[0]),
+            "self_reported": predictions.self_reported, "sandboxed": result.sandboxed,
+            "wall_seconds": result.wall_seconds, "cpu_seconds": result.cpu_seconds,
+            "peak_rss_bytes": result.peak_rss_bytes,
+        })
+    return evaluation

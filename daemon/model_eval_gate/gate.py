@@ -1,0 +1,360 @@
+"""run_eval_gate: resolve -> evaluate -> bootstrap -> decide -> apply.
+
+Every gate that writes runs as a claimed gate_jobs row, whether the daemon
+claimed it or a person ran `model-eval-gate gate`: the verdict is applied in
+one transaction fenced on (job, worker, attempt), so no decision is applied
+twice and none by a worker that lost its lease. Evaluations run with no
+transaction open.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from . import db, decision, stats
+from .benchmark import Benchmark, BenchmarkError
+from .config import Settings
+from .evaluate import Evaluation, EvaluationError, evaluate
+from .lease import LeaseKeeper
+from .lifecycle import Fence, HeadMoved, LeaseLost, NotApplicable, apply_result
+from .logging import get_logger, log_tool_call
+
+MAX_HEAD_MOVES = 3  # merge-queue style re-evaluations against a new head before giving up
+
+_ERROR_CODES = {
+    "no_eval_py": decision.ReasonCode.EVAL_SCRIPT_NOT_FOUND,
+    "sandbox_unavailable": decision.ReasonCode.SANDBOX_UNAVAILABLE,
+    "sandbox_failure": decision.ReasonCode.SANDBOX_FAILURE,
+    "timeout": decision.ReasonCode.EVAL_TIMEOUT,
+    "bad_output": decision.ReasonCode.INVALID_EVAL_OUTPUT,
+    "no_benchmark": decision.ReasonCode.BENCHMARK_NOT_FOUND,
+}
+
+
+class GateRefused(ValueError):
+    """The artifact cannot be gated (unknown, not a model version, or already decided)."""
+
+
+class GateCancelled(RuntimeError):
+    """The caller cancelled the gate (daemon shutdown) before its verdict was applied; nothing was written."""
+
+
+class _EitherEvent:
+    """Looks set when any of its events is: the sandbox stops for a shutdown or for a lost lease alike."""
+
+    def __init__(self, *events):
+        self._events = events
+
+    def is_set(self) -> bool:
+        return any(event.is_set() for event in self._events)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    job_id: int
+    artifact_id: str
+    attempt: int
+    worker_id: str
+    reason: str = "manual"
+
+    @property
+    def fence(self) -> Fence:
+        return Fence(self.job_id, self.worker_id, self.attempt)
+
+
+# ---------------------------------------------------------------- resolve --
+
+def _resolve(conn: psycopg.Connection, candidate_id: str) -> dict:
+    candidate = db.fetch_one(conn, "candidate_for_gate", {"id": candidate_id})
+    if candidate is None:
+        raise GateRefused(f"no artifact {candidate_id!r}")
+    if candidate["artifact_type"] != "model" or candidate["promotion_state"] is None:
+        raise GateRefused(f"{candidate_id} is not a registered model version")
+    if candidate["promotion_state"] in ("promoted", "superseded"):
+        raise GateRefused(f"{candidate_id} is already {candidate['promotion_state']}; "
+                          "a decided promotion is never re-gated (register a new candidate)")
+    heads = [h for h in db.fetch_all(conn, "lineage_head", {"lineage_id": candidate["lineage_id"]})
+             if h["id"] != candidate_id]
+    head = heads[0] if heads else None
+    return {"candidate": candidate, "head": head}
+
+
+def _load_benchmark(conn: psycopg.Connection, candidate: dict, head: dict | None) -> Benchmark:
+    from .benchmark import load_recorded_benchmark
+
+    benchmark_id = candidate["benchmark_id"] or (head or {}).get("benchmark_id")
+    if benchmark_id is None and candidate["parent_version_id"]:
+        parent = db.fetch_one(conn, "candidate_for_gate", {"id": candidate["parent_version_id"]})
+        benchmark_id = parent and parent["benchmark_id"]
+    if benchmark_id is None:
+        raise EvaluationError("no_benchmark", f"{candidate['id']} names no benchmark_id, and neither does its parent")
+    try:
+        return load_recorded_benchmark(conn, benchmark_id)
+    except (LookupError, BenchmarkError, OSError) as exc:
+        raise EvaluationError("no_benchmark", str(exc)) from exc
+
+
+# ------------------------------------------------------------- statistics --
+
+def _compare(benchmark: Benchmark, candidate: Evaluation, parent: Evaluation, *, n_resamples: int,
+             seed: int) -> dict[str, stats.BootstrapResult]:
+    return stats.compare_on_benchmark(benchmark, candidate.predictions, parent.predictions,
+                                      n_resamples=n_resamples, seed=seed, confidence=decision.CONFIDENCE)
+
+
+def _policy(benchmark: Benchmark) -> decision.BenchmarkPolicy:
+    return decision.BenchmarkPolicy.from_manifest(benchmark.manifest, benchmark.higher_is_better)
+
+
+def _parameter_count(metadata: dict | None) -> int | None:
+    value = (metadata or {}).get("parameter_count")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _error_code(exc: EvaluationError) -> decision.ReasonCode:
+    if exc.reason_code == "sandbox_failure" and "wall time" in str(exc):
+        return _ERROR_CODES["timeout"]
+    return _ERROR_CODES.get(exc.reason_code, decision.ReasonCode.EVALUATION_ERROR)
+
+
+def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_id: str, *,
+                        n_resamples: int, store: bool, cancel=None, log=None) -> dict[str, Any]:
+    """Everything but the write: the result dict the lifecycle applies (or a dry run prints)."""
+    log = log or get_logger(__name__, candidate_id=candidate_id)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    resolved = _resolve(conn, candidate_id)
+    candidate, head = resolved["candidate"], resolved["head"]
+    compared_against = head["id"] if head else None
+    result: dict[str, Any] = {
+        "candidate_id": candidate_id,
+        "parent_id": candidate["parent_version_id"],
+        "compared_against": compared_against,
+        "head_moved": bool(candidate["parent_version_id"] and compared_against
+                           and compared_against != candidate["parent_version_id"]),
+        "is_root": compared_against is None,
+        "n_resamples": n_resamples,
+        "evaluations": {},
+    }
+    log = log.bind(parent_id=compared_against)
+    timings["resolve"] = time.perf_counter() - clock
+
+    def finish(verdict: decision.Verdict) -> dict[str, Any]:
+        verdict_dict = verdict.as_dict()
+        result.update({k: v for k, v in verdict_dict.items() if k != "n_resamples" or v is not None})
+        result["timings"] = {k: round(v, 6) for k, v in timings.items()}
+        log.info("verdict", outcome=result["outcome"], reason_code=result["reason_code"],
+                 magnitude=result.get("magnitude"), reason=result["reason"])
+        return result
+
+    try:
+        benchmark = _load_benchmark(conn, candidate, head)
+        result.update({"benchmark_id": benchmark.id, "split_hash": benchmark.split_hash,
+                       "self_reported": benchmark.self_scored})
+        clock = time.perf_counter()
+        log.info("evaluation_started", model="candidate", benchmark_id=benchmark.id)
+        cand_eval = evaluate(conn, settings, candidate_id, benchmark, use_cache=True, store=store, cancel=cancel)
+        timings["evaluate_candidate"] = time.perf_counter() - clock
+        result["evaluations"]["candidate"] = cand_eval.summary()
+        log.info("evaluation_finished", model="candidate", seconds=round(timings["evaluate_candidate"], 3),
+                 cached=cand_eval.cached, wall_seconds=cand_eval.wall_seconds)
+        parent_eval = None
+        if compared_against:
+            clock = time.perf_counter()
+            log.info("evaluation_started", model="parent", benchmark_id=benchmark.id)
+            try:
+                parent_eval = evaluate(conn, settings, compared_against, benchmark, store=store, cancel=cancel)
+            except EvaluationError as exc:
+                raise EvaluationError(exc.reason_code, f"the parent {compared_against} could not be evaluated: {exc}") from exc
+            timings["evaluate_parent"] = time.perf_counter() - clock
+            result["evaluations"]["parent"] = parent_eval.summary()
+            log.info("evaluation_finished", model="parent", seconds=round(timings["evaluate_parent"], 3),
+                     cached=parent_eval.cached, wall_seconds=parent_eval.wall_seconds)
+    except EvaluationError as exc:
+        log.warning("evaluation_error", reason_code=exc.reason_code, error=str(exc))
+        result["error"] = str(exc)
+        if exc.stderr:
+            result["stderr_tail"] = exc.stderr[-2000:]
+        return finish(decision.decide(policy=None, error=str(exc), error_code=_error_code(exc)))
+
+    policy = _policy(benchmark)
+    clock = time.perf_counter()
+    try:
+        if parent_eval is None:
+            scores = stats.scores_on_benchmark(benchmark, cand_eval.predictions)
+            timings["statistics"] = time.perf_counter() - clock
+            return finish(decision.decide(policy=policy, candidate_scores=scores, is_root=True))
+
+        seed = stats.derive_seed(candidate_id, compared_against)
+        result["seed"] = seed
+        identical = bool(np.array_equal(cand_eval.predictions, parent_eval.predictions))
+        comparisons = _compare(benchmark, cand_eval, parent_eval, n_resamples=n_resamples, seed=seed)
+        justification = (candidate["metadata"] or {}).get("tradeoff_justification")
+        baseline_comparisons = baseline_id = None
+        if justification and not identical:
+            baseline = db.fetch_one(conn, "last_plain_promotion_in_lineage", {"lineage_id": candidate["lineage_id"]})
+            if baseline and baseline["artifact_id"] not in (compared_against, candidate_id):
+                baseline_id = baseline["artifact_id"]
+                base_eval = evaluate(conn, settings, baseline_id, benchmark, store=store, cancel=cancel)
+                baseline_comparisons = _compare(benchmark, cand_eval, base_eval, n_resamples=n_resamples,
+                                                seed=stats.derive_seed(candidate_id, baseline_id))
+        timings["statistics"] = time.perf_counter() - clock
+        evidence = decision.TradeoffEvidence(
+            candidate_parameter_count=_parameter_count(candidate["metadata"]),
+            parent_parameter_count=_parameter_count(head.get("metadata")),
+            candidate_wall_seconds=cand_eval.wall_seconds, parent_wall_seconds=parent_eval.wall_seconds,
+            candidate_peak_rss_bytes=cand_eval.peak_rss_bytes, parent_peak_rss_bytes=parent_eval.peak_rss_bytes,
+        )
+        clock = time.perf_counter()
+        verdict = decision.decide(
+            policy=policy, comparisons=comparisons, tradeoff_justification=justification, evidence=evidence,
+            baseline_comparisons=baseline_comparisons, baseline_version_id=baseline_id,
+            predictions_identical=identical, duplicate_of=compared_against if identical else None,
+        )
+        timings["decide"] = time.perf_counter() - clock
+        return finish(verdict)
+    except stats.MetricUndefined as exc:
+        result["error"] = str(exc)
+        return finish(decision.decide(policy=None, error=str(exc), error_code=decision.ReasonCode.METRIC_UNDEFINED))
+    except EvaluationError as exc:  # the biocreep baseline could not be evaluated
+        result["error"] = str(exc)
+        return finish(decision.decide(policy=None, error=str(exc), error_code=_error_code(exc)))
+
+
+# ------------------------------------------------------------------ apply --
+
+def run_claimed_job(settings: Settings, job: ClaimedJob, *, n_resamples: int | None = None,
+                    cancel=None, log=None) -> dict[str, Any]:
+    """Gate one claimed job and apply its verdict under the job's fence.
+
+    If the lineage head moved while the candidate was evaluated (a sibling
+    won), the candidate is re-evaluated against the new head, merge-queue
+    style; the result's head_moved and compared_against say so.
+    """
+    n_resamples = n_resamples or settings.n_resamples
+    log = (log or get_logger(__name__)).bind(candidate_id=job.artifact_id, job_id=job.job_id,
+                                             worker=job.worker_id, attempt=job.attempt)
+    with db.connect(settings, autocommit=True) as conn, LeaseKeeper(settings, job.fence, log) as lease:
+        # A cancelled sandbox run looks like a failed eval.py; the check after
+        # the evaluation keeps that "error" verdict from ever being applied.
+        cancel_event = lease.lost if cancel is None else _EitherEvent(cancel, lease.lost)
+        for round_number in range(MAX_HEAD_MOVES + 1):
+            if cancel is not None and cancel.is_set():
+                raise GateCancelled(f"job {job.job_id} was cancelled before its evaluation")
+            result = evaluate_and_decide(conn, settings, job.artifact_id, n_resamples=n_resamples,
+                                         store=True, cancel=cancel_event, log=log)
+            result.update({"job_id": job.job_id, "attempt": job.attempt, "worker_id": job.worker_id})
+            if lease.lost.is_set():
+                raise LeaseLost(f"job {job.job_id} lost its lease during evaluation")
+            if cancel is not None and cancel.is_set():
+                raise GateCancelled(f"job {job.job_id} was cancelled before its verdict was applied")
+            clock = time.perf_counter()
+            try:
+                changed = apply_result(conn, result, job.fence)
+            except HeadMoved as moved:
+                log.info("head_moved", expected=moved.expected, actual=moved.actual, round=round_number + 1)
+                continue
+            result["timings"]["apply"] = round(time.perf_counter() - clock, 6)
+            result["applied"] = changed
+            log.info("applied", outcome=result["outcome"], changed=changed,
+                     apply_seconds=result["timings"]["apply"])
+            return result
+    raise RuntimeError(f"the lineage head of {job.artifact_id} moved {MAX_HEAD_MOVES + 1} times during evaluation")
+
+
+def claim_for_artifact(conn: psycopg.Connection, settings: Settings, artifact_id: str, *, worker_id: str,
+                       reason: str, requested_by: str) -> ClaimedJob:
+    try:
+        db.fetch_one(conn, "request_gate", {"artifact_id": artifact_id, "reason": reason, "requested_by": requested_by})
+    except (psycopg.errors.CheckViolation, psycopg.errors.NoDataFound) as exc:
+        raise GateRefused(exc.diag.message_primary.removeprefix("model_eval_gate: ")) from None
+    row = db.fetch_one(conn, "claim_job_for_artifact", {"artifact_id": artifact_id, "worker_id": worker_id,
+                                                        "lease_seconds": settings.lease_seconds})
+    if row is None:
+        active = db.fetch_one(conn, "active_job_for_artifact", {"artifact_id": artifact_id})
+        holder = active["worker_id"] if active else "another worker"
+        raise GateRefused(f"{artifact_id} is being gated right now by {holder} (job {active and active['id']})")
+    return ClaimedJob(row["id"], artifact_id, row["attempt"], worker_id, row["reason"])
+
+
+def _summary(result: dict) -> dict:
+    return {k: result.get(k) for k in ("candidate_id", "compared_against", "outcome", "reason_code", "job_id")}
+
+
+@log_tool_call("run_eval_gate", summarize=_summary)
+def run_eval_gate(candidate_artifact_id: str, *, settings: Settings | None = None,
+                  requested_by: str = "run_eval_gate") -> dict[str, Any]:
+    """Gate a candidate now, in this process, and apply the verdict. Returns the result dict."""
+    import os
+
+    settings = settings or Settings.from_env()
+    worker_id = f"{settings.worker_id}/direct-{os.getpid()}"
+    with db.connect(settings, autocommit=True) as conn:
+        job = claim_for_artifact(conn, settings, candidate_artifact_id, worker_id=worker_id,
+                                 reason="direct", requested_by=requested_by)
+    return run_claimed_job(settings, job)
+
+
+@log_tool_call("run_eval_gate_quick", summarize=_summary, persist=False)
+def run_eval_gate_quick(candidate_artifact_id: str, *, settings: Settings | None = None,
+                        n_resamples: int | None = None) -> dict[str, Any]:
+    """The whole gate with 100 resamples, writing nothing (not even the evaluation cache)."""
+    settings = settings or Settings.from_env()
+    with db.connect(settings, autocommit=True) as conn:
+        result = evaluate_and_decide(conn, settings, candidate_artifact_id,
+                                     n_resamples=n_resamples or settings.quick_resamples, store=False)
+    result["dry_run"] = True
+    return result
+
+
+def dry_run(candidate_artifact_id: str, *, settings: Settings, n_resamples: int | None = None) -> dict[str, Any]:
+    """The full gate (default resamples) without writing: for `gate --dry-run`."""
+    return run_eval_gate_quick(candidate_artifact_id, settings=settings, n_resamples=n_resamples or settings.n_resamples)
+
+
+_NON_HUMAN_ACTORS = ("model-eval-gate", "system", "daemon", "root", "postgres")
+
+
+@log_tool_call("force_promote", summarize=_summary)
+def force_promote(candidate_artifact_id: str, actor: str, reason: str, *,
+                  settings: Settings | None = None) -> dict[str, Any]:
+    """The only override: promote a candidate over the current head, recorded with the human who did it."""
+    if not isinstance(actor, str) or not actor.strip():
+        raise ValueError("force_promote needs a human actor (a person's name or login)")
+    if actor.strip().lower() in _NON_HUMAN_ACTORS or actor.strip().lower().startswith(("agent-", "agent:")):
+        raise ValueError(f"force_promote needs a human actor; {actor!r} is a service or agent identity")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError("force_promote needs a reason, recorded in the audit trail")
+    settings = settings or Settings.from_env()
+    with db.connect(settings, autocommit=True) as conn:
+        for _ in range(MAX_HEAD_MOVES + 1):
+            resolved = _resolve(conn, candidate_artifact_id)
+            active = db.fetch_one(conn, "active_job_for_artifact", {"artifact_id": candidate_artifact_id})
+            if active and active["status"] == "running":
+                raise GateRefused(f"{candidate_artifact_id} is being gated right now by {active['worker_id']}; "
+                                  "wait for its verdict, then force-promote if you still need to")
+            head = resolved["head"]
+            result = {
+                "candidate_id": candidate_artifact_id, "parent_id": resolved["candidate"]["parent_version_id"],
+                "compared_against": head["id"] if head else None, "outcome": "promote",
+                "reason_code": str(decision.ReasonCode.FORCED_PROMOTION), "magnitude": "not_applicable", "forced": True,
+                "reason": f"force-promoted by {actor.strip()}: {reason.strip()}", "metric_table": [],
+            }
+            try:
+                apply_result(conn, result, None, actor=actor.strip())
+            except HeadMoved:
+                continue
+            db.execute(conn, "cancel_queued_jobs_for_artifact", {
+                "artifact_id": candidate_artifact_id, "why": f"force-promoted by {actor.strip()}"})
+            get_logger(__name__).warning("force_promoted", candidate_id=candidate_artifact_id,
+                                         parent_id=result["compared_against"], actor=actor.strip(), reason=reason)
+            return result
+    raise RuntimeError("the lineage head kept moving; try again")
+
+
+__all__ = ["run_eval_gate", "run_eval_gate_quick", "force_promote", "GateRefused", "GateCancelled", "NotApplicable",
+           "LeaseLost"]

@@ -1,0 +1,53 @@
+-- name: candidate_for_gate
+SELECT a.id, a.title, a.artifact_type, a.parent_version_id, a.lineage_id, a.is_latest,
+       a.lifecycle_state, a.metadata, a.created_by, a.version_number,
+       mv.promotion_state, mv.benchmark_id, mv.trained_by
+  FROM artifacts a
+  LEFT JOIN model_versions mv ON mv.artifact_id = a.id
+ WHERE a.id = %(id)s;
+
+-- name: lineage_head
+SELECT a.id, a.metadata, mv.benchmark_id, mv.promotion_state
+  FROM artifacts a LEFT JOIN model_versions mv ON mv.artifact_id = a.id
+ WHERE a.lineage_id = %(lineage_id)s AND a.artifact_type = 'model' AND a.is_latest = 1;
+
+-- name: last_plain_promotion_in_lineage
+-- The lineage's most recent promotion that needed no tradeoff: the anchor of
+-- the cumulative non-inferiority ("biocreep") guard.
+SELECT w.target_artifact_id AS artifact_id, a.metadata
+  FROM world_model_improvements w
+  JOIN artifacts a ON a.id = w.target_artifact_id
+ WHERE w.event_type = 'model_version_promoted'
+   AND a.lineage_id = %(lineage_id)s
+   AND COALESCE(w.detection_metadata->>'outcome', 'promote') = 'promote'
+ ORDER BY w.created_at DESC, w.id DESC
+ LIMIT 1;
+
+-- name: benchmark_row
+SELECT id, title, task, primary_metric, manifest, path, split_hash FROM benchmarks WHERE id = %(id)s;
+
+-- name: upsert_benchmark
+INSERT INTO benchmarks (id, title, task, primary_metric, manifest, path, split_hash)
+VALUES (%(id)s, %(title)s, %(task)s, %(primary_metric)s, %(manifest)s::jsonb, %(path)s, %(split_hash)s)
+ON CONFLICT (id) DO UPDATE
+   SET title = EXCLUDED.title, task = EXCLUDED.task, primary_metric = EXCLUDED.primary_metric,
+       manifest = EXCLUDED.manifest, path = EXCLUDED.path, split_hash = EXCLUDED.split_hash,
+       updated_at = now()
+RETURNING (xmax = 0) AS inserted;
+
+-- name: cached_evaluation
+SELECT id, predictions, prediction_shape, n_examples, self_reported, sandboxed,
+       wall_seconds, cpu_seconds, peak_rss_bytes
+  FROM eval_results
+ WHERE artifact_id = %(artifact_id)s AND benchmark_id = %(benchmark_id)s
+   AND split_hash = %(split_hash)s AND model_hash = %(model_hash)s;
+
+-- name: store_evaluation
+INSERT INTO eval_results (artifact_id, benchmark_id, split_hash, model_hash, predictions,
+                          prediction_shape, n_examples, self_reported, sandboxed,
+                          wall_seconds, cpu_seconds, peak_rss_bytes)
+VALUES (%(artifact_id)s, %(benchmark_id)s, %(split_hash)s, %(model_hash)s, %(predictions)s,
+        %(prediction_shape)s, %(n_examples)s, %(self_reported)s, %(sandboxed)s,
+        %(wall_seconds)s, %(cpu_seconds)s, %(peak_rss_bytes)s)
+ON CONFLICT (artifact_id, benchmark_id, split_hash, model_hash) DO NOTHING
+RETURNING id;
