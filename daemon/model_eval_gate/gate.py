@@ -101,9 +101,27 @@ def _load_benchmark(conn: psycopg.Connection, candidate: dict, head: dict | None
 # ------------------------------------------------------------- statistics --
 
 def _compare(benchmark: Benchmark, candidate: Evaluation, parent: Evaluation, *, n_resamples: int,
-             seed: int) -> dict[str, stats.BootstrapResult]:
-    return stats.compare_on_benchmark(benchmark, candidate.predictions, parent.predictions,
-                                      n_resamples=n_resamples, seed=seed, confidence=decision.CONFIDENCE)
+             seed: int, undefined: dict[str, str]) -> dict[str, stats.BootstrapResult]:
+    try:
+        return stats.compare_on_benchmark(benchmark, candidate.predictions, parent.predictions,
+                                          n_resamples=n_resamples, seed=seed, confidence=decision.CONFIDENCE)
+    except stats.MetricUndefined:
+        # The policy needs only the primary metric and the guardrails; an
+        # undefined secondary metric is reported, not fatal. If a required
+        # one is undefined this raises again and the verdict is an error.
+        required = [benchmark.primary_metric, *benchmark.guardrails]
+        results = stats.compare_on_benchmark(benchmark, candidate.predictions, parent.predictions,
+                                             n_resamples=n_resamples, seed=seed, confidence=decision.CONFIDENCE,
+                                             only=required)
+        for name in benchmark.metrics:
+            if name not in required:
+                try:
+                    results.update(stats.compare_on_benchmark(
+                        benchmark, candidate.predictions, parent.predictions, n_resamples=n_resamples,
+                        seed=seed, confidence=decision.CONFIDENCE, only=[name]))
+                except stats.MetricUndefined as exc:
+                    undefined[name] = str(exc)
+        return results
 
 
 def _policy(benchmark: Benchmark) -> decision.BenchmarkPolicy:
@@ -192,7 +210,11 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         seed = stats.derive_seed(candidate_id, compared_against)
         result["seed"] = seed
         identical = bool(np.array_equal(cand_eval.predictions, parent_eval.predictions))
-        comparisons = _compare(benchmark, cand_eval, parent_eval, n_resamples=n_resamples, seed=seed)
+        undefined: dict[str, str] = {}
+        comparisons = _compare(benchmark, cand_eval, parent_eval, n_resamples=n_resamples, seed=seed,
+                               undefined=undefined)
+        if undefined:
+            result["undefined_metrics"] = undefined
         justification = (candidate["metadata"] or {}).get("tradeoff_justification")
         baseline_comparisons = baseline_id = None
         if justification and not identical:
@@ -201,7 +223,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
                 baseline_id = baseline["artifact_id"]
                 base_eval = evaluate(conn, settings, baseline_id, benchmark, store=store, cancel=cancel)
                 baseline_comparisons = _compare(benchmark, cand_eval, base_eval, n_resamples=n_resamples,
-                                                seed=stats.derive_seed(candidate_id, baseline_id))
+                                                seed=stats.derive_seed(candidate_id, baseline_id), undefined={})
         timings["statistics"] = time.perf_counter() - clock
         evidence = decision.TradeoffEvidence(
             candidate_parameter_count=_parameter_count(candidate["metadata"]),

@@ -1,0 +1,236 @@
+"""How fast and how lean is the paired bootstrap?  Prints figures; asserts nothing.
+
+    PYTHONPATH=daemon python benchmarks/bench_bootstrap.py [--repeats 5] [--quick]
+
+For n = 100,000 examples and 1,000 resamples it times, as medians of
+--repeats runs (shared machines are noisy):
+
+* the floor: drawing the same 100M positions with
+  ``rng.integers(0, n, size=(rows, n))`` in the engine's own chunking, which
+  any bootstrap over these examples must at least do;
+* model_eval_gate.stats.paired_bootstrap for AUROC and for log loss, wall
+  clock (the engine draws the next chunk on a helper thread) and, with that
+  helper switched off, single-threaded CPU time;
+* scipy.stats.bootstrap(paired=True, vectorized=True, method="percentile")
+  with a rank-based AUROC (scipy.stats.rankdata per resample) and a
+  vectorised log loss.  scipy's AUROC is slow, so it runs fewer resamples
+  and is scaled linearly to 1,000; the output says so.
+
+Then, in a fresh subprocess, the peak resident memory (VmHWM) of
+paired_bootstrap_many over all five binary metrics on 1,000,000 examples.
+Linux only, for /proc/self/status.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "daemon"))
+
+from model_eval_gate import stats  # noqa: E402
+
+N_EXAMPLES = 100_000
+N_RESAMPLES = 1000
+MEMORY_EXAMPLES = 1_000_000
+BINARY_METRICS = ("auroc", "average_precision", "accuracy", "log_loss", "brier")
+
+
+def synthetic_binary(n: int, seed: int = 20240601) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and two correlated probability models, the candidate slightly better."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(np.float64)
+    shared = rng.normal(0.0, 1.0, n)
+    candidate = 1.0 / (1.0 + np.exp(-(1.3 * (y - 0.3) + 0.8 * shared + rng.normal(0.0, 0.6, n))))
+    parent = 1.0 / (1.0 + np.exp(-(1.2 * (y - 0.3) + 0.8 * shared + rng.normal(0.0, 0.6, n))))
+    return y, candidate, parent
+
+
+def median_seconds(run, repeats: int, clock=time.perf_counter) -> float:
+    samples = []
+    for _ in range(repeats):
+        start = clock()
+        run()
+        samples.append(clock() - start)
+    return statistics.median(samples)
+
+
+def interleaved_medians(runs, repeats: int) -> list[float]:
+    """Median seconds of each (run, clock), the runs taking turns so drifting load hits all alike."""
+    samples: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for (run, clock), times in zip(runs, samples):
+            start = clock()
+            run()
+            times.append(clock() - start)
+    return [statistics.median(times) for times in samples]
+
+
+def floor_run(n: int, n_resamples: int, rows: int, seed: int):
+    def run():
+        rng = np.random.default_rng(seed)
+        for start in range(0, n_resamples, rows):
+            rng.integers(0, n, size=(min(rows, n_resamples - start), n))
+    return run
+
+
+def engine_run(metric: stats.Metric, y, candidate, parent, seed: int):
+    def run():
+        stats.paired_bootstrap(metric, y, candidate, parent, n_resamples=N_RESAMPLES, seed=seed)
+    return run
+
+
+def single_threaded(run):
+    def wrapped():
+        previous, stats.PREFETCH_DRAWS = stats.PREFETCH_DRAWS, False
+        try:
+            run()
+        finally:
+            stats.PREFETCH_DRAWS = previous
+    return wrapped
+
+
+def rank_auroc_statistic(labels, scores, axis=-1):
+    """AUROC per resample from mid-ranks (Mann-Whitney U), the textbook way."""
+    import scipy.stats
+
+    ranks = scipy.stats.rankdata(scores, axis=axis)
+    positives = labels.sum(axis=axis)
+    negatives = labels.shape[axis] - positives
+    u = (ranks * labels).sum(axis=axis) - positives * (positives + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return u / (positives * negatives)
+
+
+def scipy_delta_statistic(per_model):
+    def statistic(labels, candidate, parent, axis=-1):
+        return per_model(labels, candidate, axis) - per_model(labels, parent, axis)
+    return statistic
+
+
+def log_loss_statistic(labels, scores, axis=-1):
+    p = np.clip(scores, stats.PROBABILITY_CLIP, 1 - stats.PROBABILITY_CLIP)
+    return -(labels * np.log(p) + (1 - labels) * np.log1p(-p)).mean(axis=axis)
+
+
+def scipy_run(statistic, y, candidate, parent, n_resamples: int, batch: int, seed: int):
+    import scipy.stats
+
+    generator_keyword = "rng" if "rng" in inspect.signature(scipy.stats.bootstrap).parameters else "random_state"
+
+    def run():
+        scipy.stats.bootstrap(
+            (y, candidate, parent), scipy_delta_statistic(statistic), paired=True, vectorized=True,
+            method="percentile", n_resamples=n_resamples, batch=batch,
+            **{generator_keyword: np.random.default_rng(seed)},
+        )
+    return run
+
+
+# Runs in a fresh interpreter that imports only numpy and the engine (not
+# scipy), so its peak RSS is the engine's, plus the interpreter and the data.
+# The peak is VmHWM from /proc (Linux): ru_maxrss would report the parent's
+# high-water mark, which a child inherits across fork and exec.
+MEMORY_PROBE = textwrap.dedent("""
+    import json, sys, time
+    sys.path.insert(0, {daemon!r})
+    sys.path.insert(0, {benchmarks!r})
+    from bench_bootstrap import synthetic_binary
+    from model_eval_gate import stats
+
+    def high_water_kib():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+    y, candidate, parent = synthetic_binary({n})
+    before = high_water_kib()
+    start = time.perf_counter()
+    results = stats.paired_bootstrap_many("binary", {metrics!r}, y, candidate, parent,
+                                          n_resamples={n_resamples}, seed=7)
+    seconds = time.perf_counter() - start
+    peak = high_water_kib()
+    print(json.dumps({{"before_kib": before, "peak_kib": peak, "seconds": seconds,
+                      "chunk_rows": stats.default_chunk_size(
+                          {n}, stats.chunk_bytes_per_example([stats.metric_for("binary", m) for m in {metrics!r}]))}}))
+""")
+
+
+def measure_memory(n: int, n_resamples: int) -> dict:
+    probe = MEMORY_PROBE.format(daemon=str(ROOT / "daemon"), benchmarks=str(ROOT / "benchmarks"), n=n,
+                                metrics=list(BINARY_METRICS), n_resamples=n_resamples)
+    completed = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True,
+                               env={**os.environ, "PYTHONHASHSEED": "0"})
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs per figure; the median is printed")
+    parser.add_argument("--scipy-auroc-resamples", type=int, default=20,
+                        help="resamples scipy's AUROC actually runs (scaled to 1000)")
+    parser.add_argument("--memory-resamples", type=int, default=100,
+                        help="resamples for the 1M-example memory run (the peak does not grow with it)")
+    parser.add_argument("--quick", action="store_true", help="2 repeats, smaller scipy and memory runs")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.scipy_auroc_resamples, args.memory_resamples = 2, 10, 20
+
+    y, candidate, parent = synthetic_binary(N_EXAMPLES)
+    seed = stats.derive_seed("bench-candidate", "bench-parent")
+    print(f"paired bootstrap, n = {N_EXAMPLES:,} examples, B = {N_RESAMPLES:,} resamples, "
+          f"median of {args.repeats} runs, {os.cpu_count()} CPUs")
+    import scipy
+
+    print(f"numpy {np.__version__}, scipy {scipy.__version__}, python {sys.version.split()[0]}")
+    print()
+
+    for name, scipy_statistic, scipy_resamples in (
+        ("auroc", rank_auroc_statistic, args.scipy_auroc_resamples),
+        ("log_loss", log_loss_statistic, N_RESAMPLES),
+    ):
+        metric = stats.metric_for("binary", name)
+        rows = stats.default_chunk_size(N_EXAMPLES, stats.chunk_bytes_per_example([metric]))
+        floor, floor_cpu, ours, ours_cpu = interleaved_medians(
+            [(floor_run(N_EXAMPLES, N_RESAMPLES, rows, seed), time.perf_counter),
+             (floor_run(N_EXAMPLES, N_RESAMPLES, rows, seed), time.thread_time),
+             (engine_run(metric, y, candidate, parent, seed), time.perf_counter),
+             (single_threaded(engine_run(metric, y, candidate, parent, seed)), time.thread_time)],
+            args.repeats)
+        scipy_repeats = max(1, min(args.repeats, 3)) if name == "auroc" else args.repeats
+        batch = max(1, min(scipy_resamples, 20))  # bounds scipy's (batch, n) arrays
+        scipy_seconds = median_seconds(
+            scipy_run(scipy_statistic, y, candidate, parent, scipy_resamples, batch, seed), scipy_repeats)
+        scipy_scaled = scipy_seconds * N_RESAMPLES / scipy_resamples
+
+        print(f"{name}  (engine chunk: {rows} resamples)")
+        print(f"  floor: rng.integers, same chunking     {floor:8.3f} s wall   {floor_cpu:8.3f} s CPU")
+        print(f"  model_eval_gate paired_bootstrap       {ours:8.3f} s wall   {ours_cpu:8.3f} s CPU "
+              f"(CPU: with the draw-ahead thread off)")
+        note = "" if scipy_resamples == N_RESAMPLES else (
+            f"  [ran {scipy_resamples} resamples in {scipy_seconds:.2f} s, scaled x{N_RESAMPLES / scipy_resamples:g}]")
+        print(f"  scipy.stats.bootstrap(paired=True)     {scipy_scaled:8.3f} s wall{note}")
+        print(f"  ratios: ours/floor {ours / floor:.2f}x wall, {ours_cpu / floor_cpu:.2f}x CPU;  "
+              f"scipy/ours {scipy_scaled / ours:.1f}x")
+        print()
+
+    memory = measure_memory(MEMORY_EXAMPLES, args.memory_resamples)
+    print(f"peak memory, paired_bootstrap_many({', '.join(BINARY_METRICS)})")
+    print(f"  n = {MEMORY_EXAMPLES:,}, B = {args.memory_resamples} in chunks of {memory['chunk_rows']} "
+          f"(the peak does not grow with B), {memory['seconds']:.1f} s")
+    print(f"  max RSS of a fresh process: {memory['peak_kib'] / 1024:.0f} MiB, of which "
+          f"{memory['before_kib'] / 1024:.0f} MiB before the call (interpreter, numpy, the three input arrays); "
+          f"the call added {(memory['peak_kib'] - memory['before_kib']) / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
