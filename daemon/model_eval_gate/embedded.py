@@ -32,10 +32,12 @@ class EmbeddedServer:
         return f"postgresql://postgres@/{quote(database)}?host={quote(str(self.socket_dir), safe='/')}"
 
 
+# platformdirs warns at pgserver's import when XDG_RUNTIME_DIR is unset
+# (systemd services, CI); pgserver then falls back to /tmp, which is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
 def _server(pgdata: Path):
-    # platformdirs warns at pgserver's import when XDG_RUNTIME_DIR is unset
-    # (systemd services, CI); pgserver then falls back to /tmp, which is fine.
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         import pgserver
     except ImportError as exc:  # pragma: no cover - pgserver is a hard dependency
