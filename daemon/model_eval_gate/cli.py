@@ -276,6 +276,45 @@ def cmd_status(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_similar(args, settings: Settings) -> int:
+    from . import db
+    from .fingerprint import SimilarityError, similar_versions
+
+    with db.connect(settings, autocommit=True) as conn:
+        try:
+            found = similar_versions(conn, args.artifact_id, k=args.k, benchmark_id=args.benchmark)
+        except SimilarityError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_BAD_INPUT
+    out = sys.stdout
+    print(f"versions behaving most like {found.artifact_id} (lineage {found.lineage_id}, version "
+          f"{found.version_number}, {found.promotion_state or 'no model_versions row'}) on benchmark "
+          f"{found.benchmark_id}, split {found.split_hash[:16]}", file=out)
+    if not found.neighbours:
+        print("  no other version has a stored evaluation on this split", file=out)
+        return EXIT_OK
+    _table(["rank", "version", "cosine distance", "lineage", "version no.", "promotion state"],
+           [[str(rank), n.artifact_id, f"{n.cosine_distance:.6f}", n.lineage_id, str(n.version_number),
+             n.promotion_state or "-"] for rank, n in enumerate(found.neighbours, 1)], out)
+    how = (f"from the index, hnsw.ef_search {found.ef_search}" if found.method == "index"
+           else "by an exact scan of the split")
+    print(f"({how}; cosine distance of behavioural fingerprints, about 1 - correlation of the predictions)",
+          file=out)
+    return EXIT_OK
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    from .demo.runner import DemoError, run_demo, stop_demo
+
+    try:
+        if args.stop:
+            return stop_demo(args.home)
+        return run_demo(args.home, timeout=args.timeout, settings=settings)
+    except DemoError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="model-eval-gate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -333,6 +372,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=10, metavar="N",
                    help="failed jobs and decisions to list (default 10)")
     p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("similar", help="the versions that behave most like one, by behavioural fingerprint")
+    p.add_argument("artifact_id")
+    p.add_argument("--k", type=_positive_int, default=10, metavar="N", help="how many to list (default 10)")
+    p.add_argument("--benchmark", metavar="ID",
+                   help="benchmark to compare on (default: that of the version's latest stored evaluation)")
+    p.set_defaults(handler=cmd_similar)
+
+    p = sub.add_parser("demo", help="the end-to-end demo on its own embedded PostgreSQL (reset on every run)")
+    p.add_argument("--home", type=Path, metavar="DIR",
+                   help="the demo's home directory (default: ~/.local/share/model-eval-gate-demo, "
+                        "/var/lib/model-eval-gate-demo as root)")
+    p.add_argument("--stop", action="store_true",
+                   help="stop the demo's embedded PostgreSQL (the demo leaves it running for psql)")
+    p.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="how long to wait for the daemon's verdicts in each round (default 300)")
+    p.set_defaults(handler=cmd_demo)
     return parser
 
 

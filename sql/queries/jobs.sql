@@ -28,7 +28,8 @@ UPDATE gate_jobs
               ORDER BY run_after, id
               FOR UPDATE SKIP LOCKED
               LIMIT 1)
-RETURNING id, artifact_id, reason, requested_by, attempt, max_attempts, worker_id, lease_until;
+RETURNING id, artifact_id, reason, requested_by, attempt, max_attempts, worker_id, lease_until,
+          (SELECT parent_version_id FROM artifacts WHERE artifacts.id = gate_jobs.artifact_id) AS parent_id;
 
 -- name: active_job_for_artifact
 SELECT id, status, worker_id, lease_until, attempt FROM gate_jobs

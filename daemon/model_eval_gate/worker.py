@@ -1,0 +1,624 @@
+"""The daemon: LISTEN, claim, lease, sweep, shutdown, sd_notify.
+
+`model-eval-gate run` runs one Daemon: a control loop on the main thread and
+`workers` worker threads, each with its own autocommit connection.
+
+The control loop holds one connection (application_name
+model-eval-gate-daemon). It LISTENs on model_eval_gate (not in poll-only
+mode) and turns each notification payload, an artifact id, into a durable gate
+request; sweeps every sweep_seconds (expired leases back to the queue, then
+wakes the workers, which also catches jobs whose notification was missed);
+proves the connection alive with a round trip every keepalive_seconds; pings
+the systemd watchdog; and re-establishes a lost connection with tenacity
+(exponential backoff with jitter), followed by a catch-up sweep, because
+notifications sent while it was away are gone.
+
+A worker claims the oldest runnable job with claim_next_job (one short UPDATE
+... FOR UPDATE SKIP LOCKED) and runs gate.run_claimed_job, which heartbeats the
+lease and applies the verdict fenced on (job, worker, attempt). No transaction
+is open while eval.py runs. A crashing eval.py is a verdict (error), not a
+failure, so it is never retried. An exception is: the job goes back to the
+queue after an exponential backoff with the attempt counted, and fails with
+the error recorded once max_attempts are spent. A lost lease drops the job;
+the sweep has already given it to someone else.
+
+SIGTERM or SIGINT: stop claiming, give running gates shutdown_grace_seconds,
+then cancel their sandboxes and hand their jobs back to the queue without
+counting the attempt. Exit status 0. A second signal ends the grace period.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+
+from . import db
+from .config import ConfigError, Settings
+from .gate import ClaimedJob, GateCancelled, GateRefused, run_claimed_job
+from .lifecycle import LeaseLost, NotApplicable
+from .logging import get_logger
+from .sdnotify import SystemdNotifier
+
+CONTROL_APPLICATION = "model-eval-gate-daemon"
+WORKER_APPLICATION = "model-eval-gate-worker"
+
+# A NOTIFY arriving this soon after the artifact's last job finished is a late
+# copy of the request that job answered (see request_gate_for_notify).
+NOTIFY_COALESCE_SECONDS = 3.0
+# The longest the control loop waits before it looks at signals again.
+CONTROL_TICK_SECONDS = 0.5
+# A statement on the control connection that takes longer than
+# max(this, keepalive_seconds) means the connection is dead (half-open).
+MIN_CONTROL_DEADLINE_SECONDS = 2.0
+RECONNECT_MAX_WAIT_SECONDS = 30.0
+RETRY_MAX_DELAY_SECONDS = 3600.0
+# After the grace period: how long cancelled gates get to hand their jobs back.
+CANCEL_WAIT_SECONDS = 15.0
+# At most this many notifications are read before they are acted upon.
+NOTIFY_BATCH = 10_000
+
+# A connection-level failure: reconnect and carry on. Anything else raised by
+# a statement is that statement's problem.
+CONNECTION_ERRORS = (*db.TRANSIENT_ERRORS, psycopg.InterfaceError)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _refusal(exc: psycopg.Error) -> str:
+    diag = exc.diag
+    message = (diag.message_primary or str(exc)).removeprefix("model_eval_gate: ")
+    return f"{message} ({diag.message_hint})" if diag.message_hint else message
+
+
+class _Wakeup:
+    """Wakes idle workers. The generation count makes a wake that lands between
+    a worker's empty claim and its wait count, instead of being slept through."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._generation = 0
+
+    def generation(self) -> int:
+        with self._condition:
+            return self._generation
+
+    def wake(self) -> None:
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: self._generation != seen, timeout)
+
+
+@dataclass
+class _RunningGate:
+    job: ClaimedJob
+    cancel: threading.Event
+    started: float
+
+
+class _WorkerSlot:
+    """One worker thread's identity and its connection for claims and settlements."""
+
+    def __init__(self, worker_id: str):
+        self.worker_id = worker_id
+        self.conn: psycopg.Connection | None = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def check_daemon_settings(settings: Settings) -> None:
+    """Refuse timings the loops cannot work with (zero would spin, a lease must outlast a heartbeat)."""
+    for name in ("sweep_seconds", "keepalive_seconds", "lease_seconds", "heartbeat_seconds"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"MODEL_EVAL_GATE_{name.upper()} must be greater than 0")
+    if settings.heartbeat_seconds >= settings.lease_seconds:
+        raise ConfigError("MODEL_EVAL_GATE_HEARTBEAT_SECONDS must be shorter than MODEL_EVAL_GATE_LEASE_SECONDS")
+    if settings.workers < 1 or settings.max_attempts < 1:
+        raise ConfigError("MODEL_EVAL_GATE_WORKERS and MODEL_EVAL_GATE_MAX_ATTEMPTS must be at least 1")
+
+
+class Daemon:
+    """One daemon process: the control loop on the calling (main) thread, and its workers."""
+
+    def __init__(self, settings: Settings, *, notifier: SystemdNotifier | None = None):
+        check_daemon_settings(settings)
+        self.settings = settings
+        self.notifier = notifier or SystemdNotifier()
+        self.log = get_logger("model_eval_gate.worker", daemon=settings.worker_id)
+        self._stopping = threading.Event()
+        self._hurry = threading.Event()  # a second signal: no more grace
+        self._stop_reason: str | None = None
+        self._wakeup = _Wakeup()
+        self._running: dict[str, _RunningGate] = {}
+        self._lock = threading.Lock()
+        self._handed_back = 0
+        self._pending: list[tuple[str, int]] = []  # (payload, sender pid) not yet acted upon
+        self._threads: list[threading.Thread] = []
+        self._ready = False
+        self._disconnected_at: float | None = None
+        self._next_watchdog = 0.0 if self.notifier.watchdog_interval else float("inf")
+        self._dsn: str | None = None
+        self._gate_settings = settings
+        self._control_deadline = max(MIN_CONTROL_DEADLINE_SECONDS, settings.keepalive_seconds)
+
+    # ----------------------------------------------------------------- run --
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; returns the process exit status."""
+        previous = self._install_signal_handlers()
+        s = self.settings
+        self.log.info(
+            "daemon_starting", workers=s.workers, poll_only=s.poll_only, lease_seconds=s.lease_seconds,
+            heartbeat_seconds=s.heartbeat_seconds, sweep_seconds=s.sweep_seconds,
+            keepalive_seconds=s.keepalive_seconds, max_attempts=s.max_attempts,
+            shutdown_grace_seconds=s.shutdown_grace_seconds, n_resamples=s.n_resamples,
+            allow_unsandboxed=s.allow_unsandboxed, artifact_root=str(s.resolved_artifact_root),
+            embedded_database=not s.dsn, systemd_notify=self.notifier.enabled,
+            watchdog_interval_seconds=self.notifier.watchdog_interval,
+        )
+        exit_code = 0
+        try:
+            # The embedded server (no DSN configured) is started once, here;
+            # every connection, the gates' included, then uses its address.
+            self._dsn = db.resolve_dsn(s)
+            self._gate_settings = s.with_(dsn=self._dsn)
+            self._control_loop()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            self.log.error("schema_missing", error=_one_line(exc),
+                           hint="apply the migrations first: model-eval-gate migrate")
+            exit_code = 1
+        except Exception as exc:
+            self.log.exception("daemon_crashed", error=_one_line(exc))
+            exit_code = 1
+        finally:
+            if exit_code:
+                self._stop_reason = self._stop_reason or "error"
+                self._stopping.set()
+                self._hurry.set()
+            self._shut_down(exit_code)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return exit_code
+
+    def request_stop(self, reason: str) -> None:
+        """What SIGTERM does; safe from a signal handler (it only sets events)."""
+        if self._stopping.is_set():
+            self._hurry.set()
+            return
+        self._stop_reason = reason
+        self._stopping.set()
+
+    def _install_signal_handlers(self) -> dict:
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                previous[signum] = signal.signal(signum, lambda n, _f: self.request_stop(signal.Signals(n).name))
+        return previous
+
+    # -------------------------------------------------------- control loop --
+
+    def _control_loop(self) -> None:
+        while not self._stopping.is_set():
+            conn = self._connect(CONTROL_APPLICATION, sleep=self._sleep_alive)
+            if conn is None:
+                return
+            try:
+                self._open_session(conn)
+                self._serve_session(conn)
+            except CONNECTION_ERRORS as exc:
+                if self._stopping.is_set():
+                    return
+                self._disconnected_at = time.monotonic()
+                self.log.warning("connection_lost", connection="control", error=_one_line(exc))
+            finally:
+                conn.close()
+
+    def _open_session(self, conn: psycopg.Connection) -> None:
+        if not self.settings.poll_only:
+            with self._deadline(conn, "listen_gate_channel"):
+                db.execute(conn, "listen_gate_channel")
+        self._act_on_notifications(conn)
+        requeued = self._sweep(conn)  # catch up: notifications sent while we were away are gone
+        if not self._ready:
+            self._start_workers()
+            self._ready = True
+            self.notifier.ready(self._status_text())
+            self.log.info("ready", listening=not self.settings.poll_only, channel="model_eval_gate",
+                          requeued_expired=requeued)
+        else:
+            down = time.monotonic() - self._disconnected_at if self._disconnected_at else None
+            self.log.info("reconnected", listening=not self.settings.poll_only, requeued_expired=requeued,
+                          down_seconds=round(down, 3) if down is not None else None)
+            self._publish_status()
+
+    def _serve_session(self, conn: psycopg.Connection) -> None:
+        now = time.monotonic()
+        next_sweep = now + self.settings.sweep_seconds
+        next_round_trip = now + self.settings.keepalive_seconds
+        while not self._stopping.is_set():
+            self._keep_watchdog()
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._sweep(conn)
+                next_sweep = time.monotonic() + self.settings.sweep_seconds
+            if now >= next_round_trip:
+                self._round_trip(conn)
+                next_round_trip = time.monotonic() + self.settings.keepalive_seconds
+            wake_at = min(next_sweep, next_round_trip, self._next_watchdog, now + CONTROL_TICK_SECONDS)
+            timeout = max(0.0, wake_at - time.monotonic())
+            if self.settings.poll_only:
+                self._stopping.wait(timeout)
+                continue
+            received = [(n.payload, n.pid) for n in conn.notifies(timeout=timeout, stop_after=1)]
+            while received and len(received) < NOTIFY_BATCH:
+                more = [(n.payload, n.pid) for n in conn.notifies(timeout=0)]
+                if not more:
+                    break
+                received += more
+            if received:
+                self._pending.extend(received)
+                self._act_on_notifications(conn)
+
+    def _act_on_notifications(self, conn: psycopg.Connection) -> None:
+        """Turn received payloads into gate requests; what a lost connection interrupts is kept for the next one."""
+        if not self._pending:
+            return
+        first_sender: dict[str, int] = {}
+        for payload, pid in self._pending:
+            first_sender.setdefault(payload.strip(), pid)
+        todo = deque(first_sender.items())
+        self._pending.clear()
+        try:
+            while todo:
+                artifact_id, pid = todo[0]
+                if artifact_id:  # an empty payload only asks the workers to look
+                    self._request_from_notify(conn, artifact_id, pid)
+                todo.popleft()
+        finally:
+            self._pending[:0] = todo
+        self._wakeup.wake()
+
+    def _request_from_notify(self, conn: psycopg.Connection, artifact_id: str, sender_pid: int) -> None:
+        log = self.log.bind(candidate_id=artifact_id)
+        try:
+            with self._deadline(conn, "request_gate_for_notify"):
+                row = db.fetch_one(conn, "request_gate_for_notify", {
+                    "artifact_id": artifact_id, "coalesce_seconds": NOTIFY_COALESCE_SECONDS,
+                    "requested_by": f"notify (backend {sender_pid})",
+                })
+        except CONNECTION_ERRORS:
+            raise
+        except (psycopg.errors.CheckViolation, psycopg.errors.NoDataFound) as exc:
+            log.warning("notify_refused", reason=_refusal(exc), sender_pid=sender_pid)
+            return
+        except psycopg.Error as exc:  # e.g. a payload no artifact id can be; the loop carries on
+            log.error("notify_request_failed", error=_one_line(exc), sender_pid=sender_pid)
+            return
+        if row["absorbed_by_status"] is None:
+            log.info("gate_requested", job_id=row["job_id"], via="notify", sender_pid=sender_pid)
+        else:
+            log.debug("notify_absorbed", job_id=row["job_id"], job_status=row["absorbed_by_status"])
+
+    def _sweep(self, conn: psycopg.Connection) -> int:
+        with self._deadline(conn, "requeue_expired_leases"):
+            expired = db.fetch_all(conn, "requeue_expired_leases")
+        for row in expired:
+            self.log.warning("lease_expired", candidate_id=row["artifact_id"], job_id=row["id"],
+                             attempt=row["attempt"], job_status=row["status"])
+        self._wakeup.wake()
+        return len(expired)
+
+    def _round_trip(self, conn: psycopg.Connection) -> None:
+        """Proof of life: while the connection only waits for notifications, a
+        half-open one raises no error, so it is made to answer something."""
+        with self._deadline(conn, "round_trip"):
+            db.fetch_one(conn, "round_trip")
+
+    @contextmanager
+    def _deadline(self, conn: psycopg.Connection, statement: str):
+        """Sever the control connection if the statement inside outlives the deadline.
+
+        The server of a half-open connection never answers, and the kernel
+        gives up on unacknowledged data only after many minutes; this turns
+        that silence into the connection error the control loop recovers from.
+        """
+        severed = threading.Event()
+        timer = threading.Timer(self._control_deadline, self._sever, (conn, severed))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except CONNECTION_ERRORS:
+            if severed.is_set():
+                self.log.warning("control_connection_unresponsive", statement=statement,
+                                 deadline_seconds=self._control_deadline)
+            raise
+        finally:
+            timer.cancel()
+
+    @staticmethod
+    def _sever(conn: psycopg.Connection, severed: threading.Event) -> None:
+        # shutdown(2) on the shared socket wakes the thread blocked on it with
+        # an EOF, which psycopg reports as a lost connection.
+        severed.set()
+        try:
+            duplicate = os.dup(conn.pgconn.socket)
+        except (OSError, psycopg.Error):
+            return
+        with socket.socket(fileno=duplicate) as sock:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    # ---------------------------------------------------------- connecting --
+
+    def _connect(self, application_name: str, *, sleep: Callable[[float], object]) -> psycopg.Connection | None:
+        """Connect, retrying with exponential backoff and jitter until it works or the daemon stops."""
+        def log_retry(state) -> None:
+            self.log.warning("connect_failed", connection=application_name, attempt=state.attempt_number,
+                             retry_in_seconds=round(state.next_action.sleep, 3),
+                             error=_one_line(state.outcome.exception()))
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(CONNECTION_ERRORS),
+            wait=wait_exponential_jitter(initial=0.2, max=RECONNECT_MAX_WAIT_SECONDS),
+            stop=stop_when_event_set(self._stopping),
+            sleep=sleep, before_sleep=log_retry, reraise=True,
+        )
+        try:
+            return retrying(db.connect, self._dsn, autocommit=True, application_name=application_name)
+        except CONNECTION_ERRORS:
+            if self._stopping.is_set():
+                return None
+            raise
+
+    def _sleep_alive(self, seconds: float) -> None:
+        """Sleep on the main thread while keeping the watchdog fed; a stop cuts it short."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            self._keep_watchdog()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._stopping.wait(min(remaining, CONTROL_TICK_SECONDS, max(0.0, self._next_watchdog - time.monotonic())))
+
+    def _keep_watchdog(self) -> None:
+        if time.monotonic() >= self._next_watchdog:
+            self.notifier.watchdog()
+            self._next_watchdog = time.monotonic() + self.notifier.watchdog_interval
+
+    # ------------------------------------------------------------- workers --
+
+    def _start_workers(self) -> None:
+        for index in range(1, self.settings.workers + 1):
+            slot = _WorkerSlot(f"{self.settings.worker_id}/w{index}")
+            thread = threading.Thread(target=self._worker_main, args=(slot,), name=f"gate-worker-{index}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _worker_main(self, slot: _WorkerSlot) -> None:
+        log = self.log.bind(worker=slot.worker_id)
+        failures = 0
+        try:
+            while not self._stopping.is_set():
+                seen = self._wakeup.generation()
+                try:
+                    row = self._claim(slot)
+                except Exception as exc:  # the thread must outlive any database trouble
+                    slot.close()
+                    failures += 1
+                    delay = self._backoff(failures, base=0.5, cap=RECONNECT_MAX_WAIT_SECONDS)
+                    log.warning("claim_failed", error=_one_line(exc), retry_in_seconds=round(delay, 3))
+                    self._stopping.wait(delay)
+                    continue
+                failures = 0
+                if row is None:
+                    self._wakeup.wait(seen, timeout=self.settings.sweep_seconds)
+                    continue
+                self._run_job(slot, row)
+        except Exception as exc:  # a bug in this loop: say so loudly rather than die silently
+            log.exception("worker_crashed", error=_one_line(exc))
+            self.request_stop("worker_crashed")
+        finally:
+            slot.close()
+
+    def _claim(self, slot: _WorkerSlot) -> dict | None:
+        if slot.conn is None or slot.conn.closed:
+            slot.conn = self._connect(WORKER_APPLICATION, sleep=self._stopping.wait)
+            if slot.conn is None:  # stopping
+                return None
+        if self._stopping.is_set():
+            return None
+        return db.fetch_one(slot.conn, "claim_next_job", {
+            "worker_id": slot.worker_id, "lease_seconds": self.settings.lease_seconds,
+            "max_attempts": self.settings.max_attempts,
+        })
+
+    def _run_job(self, slot: _WorkerSlot, row: dict) -> None:
+        job = ClaimedJob(row["id"], row["artifact_id"], row["attempt"], slot.worker_id, row["reason"])
+        # parent_id starts as the declared parent; the gate rebinds it to the
+        # version actually compared against (the lineage head).
+        log = self.log.bind(candidate_id=job.artifact_id, parent_id=row["parent_id"], job_id=job.job_id,
+                            worker=slot.worker_id, attempt=job.attempt)
+        if self._stopping.is_set():
+            self._hand_back(slot, log, job, why="claimed just as the daemon began to stop")
+            return
+        log.info("claimed", reason=row["reason"], requested_by=row["requested_by"], max_attempts=row["max_attempts"])
+        running = _RunningGate(job, threading.Event(), time.monotonic())
+        with self._lock:
+            self._running[slot.worker_id] = running
+        self._publish_status()
+        try:
+            self._gate(slot, log, running, row["max_attempts"])
+        finally:
+            with self._lock:
+                self._running.pop(slot.worker_id, None)
+            self._publish_status()
+
+    def _gate(self, slot: _WorkerSlot, log, running: _RunningGate, max_attempts: int) -> None:
+        job = running.job
+        try:
+            result = run_claimed_job(self._gate_settings, job, cancel=running.cancel, log=log)
+        except LeaseLost as exc:
+            # The sweep requeued the job when the lease ran out; the fence made
+            # sure nothing of ours was written.
+            log.warning("lease_lost", error=str(exc))
+        except GateCancelled as exc:
+            self._hand_back(slot, log, job, why=str(exc))
+        except (GateRefused, NotApplicable) as exc:
+            # Deterministic: the version was decided meanwhile (e.g. force-promoted).
+            if self._settle(slot, log, "cancel_claimed_job", job, error=f"nothing to gate: {exc}"):
+                log.warning("job_refused", reason=str(exc))
+        except Exception as exc:
+            if running.cancel.is_set():  # broken by the shutdown's cancellation, not by itself
+                self._hand_back(slot, log, job, why=f"cancelled at shutdown ({_one_line(exc)})")
+            else:
+                self._retry_or_fail(slot, log, job, max_attempts, exc)
+        else:
+            log.info("job_done", parent_id=result.get("compared_against"), outcome=result.get("outcome"),
+                     reason_code=result.get("reason_code"), applied=result.get("applied"),
+                     head_moved=result.get("head_moved"), seconds=round(time.monotonic() - running.started, 3))
+
+    def _retry_or_fail(self, slot: _WorkerSlot, log, job: ClaimedJob, max_attempts: int, exc: Exception) -> None:
+        error = _one_line(exc)
+        if job.attempt >= max_attempts:
+            if self._settle(slot, log, "fail_job", job, error=error):
+                log.error("job_failed", error=error, attempts=job.attempt, exc_info=exc)
+            return
+        delay = self._backoff(job.attempt, base=self.settings.retry_base_seconds, cap=RETRY_MAX_DELAY_SECONDS)
+        if self._settle(slot, log, "release_job", job, delay_seconds=delay, count_attempt=True, error=error):
+            log.warning("retry_scheduled", error=error, retry_in_seconds=round(delay, 3),
+                        attempts_left=max_attempts - job.attempt, exc_info=exc)
+
+    def _hand_back(self, slot: _WorkerSlot, log, job: ClaimedJob, *, why: str) -> None:
+        if self._settle(slot, log, "release_job", job, delay_seconds=0, count_attempt=False,
+                        error=f"handed back: {why}"):
+            with self._lock:
+                self._handed_back += 1
+            log.info("handed_back", why=why)
+
+    def _settle(self, slot: _WorkerSlot, log, query: str, job: ClaimedJob, **params) -> bool:
+        """Write a claimed job's fate (fenced on job, worker, attempt), through reconnects.
+
+        When even that fails, the job stays running until its lease expires
+        and any daemon's sweep requeues it; nothing is lost either way.
+        """
+        params = {"job_id": job.job_id, "worker_id": job.worker_id, "attempt": job.attempt, **params}
+        retrying = Retrying(
+            retry=retry_if_exception_type(CONNECTION_ERRORS),
+            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            stop=stop_after_delay(max(5.0, min(self.settings.lease_seconds, 15.0))),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    try:
+                        if slot.conn is None or slot.conn.closed:
+                            slot.conn = db.connect(self._dsn, autocommit=True, application_name=WORKER_APPLICATION)
+                        row = db.fetch_one(slot.conn, query, params)
+                    except CONNECTION_ERRORS:
+                        slot.close()
+                        raise
+        except Exception as exc:
+            log.error("settle_failed", query=query, error=_one_line(exc),
+                      consequence="the job stays running until its lease expires; the sweep then requeues it")
+            return False
+        if row is None:
+            log.warning("settle_refused", query=query,
+                        consequence="the job is no longer held by this worker (its lease expired)")
+            return False
+        return True
+
+    @staticmethod
+    def _backoff(attempt: int, *, base: float, cap: float) -> float:
+        """Exponential in the attempt, with jitter so that a herd of failures spreads out."""
+        return min(cap, base * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.0)
+
+    # -------------------------------------------------------------- status --
+
+    def _status_text(self) -> str:
+        with self._lock:
+            running = sorted(self._running.values(), key=lambda r: r.started)
+        workers = self.settings.workers
+        if self._stopping.is_set():
+            return f"stopping: {len(running)} gate(s) still running"
+        if not running:
+            return f"idle, 0 of {workers} workers busy"
+        shown = ", ".join(f"{r.job.artifact_id} (job {r.job.job_id})" for r in running[:3])
+        more = f" and {len(running) - 3} more" if len(running) > 3 else ""
+        return f"gating {shown}{more}; {len(running)} of {workers} workers busy"
+
+    def _publish_status(self) -> None:
+        self.notifier.status(self._status_text())
+
+    # ------------------------------------------------------------ shutdown --
+
+    def _shut_down(self, exit_code: int) -> None:
+        self._wakeup.wake()  # idle workers see the stop and leave
+        with self._lock:
+            running = list(self._running.values())
+        self.notifier.stopping(self._status_text())
+        self.log.info("shutdown_started", reason=self._stop_reason, running_jobs=[r.job.job_id for r in running],
+                      grace_seconds=self.settings.shutdown_grace_seconds)
+        self._join_workers(time.monotonic() + self.settings.shutdown_grace_seconds, interruptible=True)
+        with self._lock:
+            leftover = list(self._running.values())
+        if leftover:
+            self.log.warning("cancelling_gates", job_ids=[r.job.job_id for r in leftover],
+                             candidate_ids=[r.job.artifact_id for r in leftover])
+            for gate in leftover:
+                gate.cancel.set()
+        self._join_workers(time.monotonic() + CANCEL_WAIT_SECONDS, interruptible=False)
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            self.log.error("shutdown_incomplete", threads=alive,
+                           consequence="their jobs stay running until the leases expire; the sweep then requeues them")
+        self.log.info("shutdown", reason=self._stop_reason, handed_back=self._handed_back,
+                      finished_in_grace=len(running) - len(leftover), exit_code=exit_code)
+        self.notifier.close()
+
+    def _join_workers(self, deadline: float, *, interruptible: bool) -> None:
+        while any(t.is_alive() for t in self._threads):
+            if time.monotonic() >= deadline or (interruptible and self._hurry.is_set()):
+                return
+            self._keep_watchdog()
+            for thread in self._threads:
+                thread.join(timeout=0.05)
+
+
+def run_daemon(settings: Settings) -> int:
+    """`model-eval-gate run`: serve until SIGTERM/SIGINT; returns the exit status
+    (0 after a signal, 1 after an error it cannot wait out, 2 for bad configuration)."""
+    try:
+        daemon = Daemon(settings)
+    except ConfigError as exc:
+        get_logger("model_eval_gate.worker").error("configuration_error", error=str(exc))
+        return 2
+    return daemon.run()
