@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from . import db
+from . import db, fingerprint
 from .benchmark import Benchmark
 from .config import Settings
 from .logging import get_logger
@@ -130,7 +130,10 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
             "split_hash": benchmark.split_hash, "model_hash": digest,
         })
         if row is not None:
-            return _from_cache(row, benchmark, artifact_id, digest)
+            cached = _from_cache(row, benchmark, artifact_id, digest)
+            if store:  # rows stored before fingerprints existed get theirs on first reuse
+                fingerprint.ensure_fingerprint(conn, row["id"], cached.predictions, benchmark.id, benchmark.split_hash)
+            return cached
 
     work_dir = Path(tempfile.mkdtemp(prefix="meg-eval-"))
     try:
@@ -176,4 +179,9 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
             "wall_seconds": result.wall_seconds, "cpu_seconds": result.cpu_seconds,
             "peak_rss_bytes": result.peak_rss_bytes,
         })
+        # A second statement, not part of the insert: a crash between the two
+        # leaves the fingerprint NULL, and the next cache hit fills it in.
+        fingerprint.store_fingerprint(conn, artifact_id=artifact_id, benchmark_id=benchmark.id,
+                                      split_hash=benchmark.split_hash, model_hash=digest,
+                                      predictions=predictions.values)
     return evaluation

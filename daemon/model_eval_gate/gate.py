@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from . import db, decision, stats
+from . import db, decision, fingerprint, stats
 from .benchmark import Benchmark, BenchmarkError
 from .config import Settings
 from .evaluate import Evaluation, EvaluationError, evaluate
@@ -124,6 +124,43 @@ def _compare(benchmark: Benchmark, candidate: Evaluation, parent: Evaluation, *,
         return results
 
 
+def _identical_comparisons(benchmark: Benchmark, evaluation: Evaluation, *, n_resamples: int,
+                           seed: int) -> dict[str, stats.BootstrapResult] | None:
+    """The paired bootstrap against identical predictions, without drawing it.
+
+    Both sides score the same predictions on every resample, so every
+    resampled delta is exactly 0 and the interval is [0, 0] (policy 5.2);
+    drawing the resamples would only confirm that. None when a metric is
+    undefined on the whole split: _compare knows which of those are fatal.
+    """
+    try:
+        scores = stats.scores_on_benchmark(benchmark, evaluation.predictions)
+    except stats.MetricUndefined:
+        return None
+    return {
+        name: stats.BootstrapResult(
+            metric=name, higher_is_better=bool(benchmark.higher_is_better[name]), candidate=value, parent=value,
+            delta=0.0, ci_low=0.0, ci_high=0.0, relative_delta=None if value == 0 else 0.0,
+            n_resamples=n_resamples, n_valid=n_resamples, seed=seed, confidence=decision.CONFIDENCE)
+        for name, value in scores.items()
+    }
+
+
+def _duplicate_of(conn: psycopg.Connection, result: dict, candidate: dict, evaluation: Evaluation,
+                  parent_id: str) -> str:
+    """The version a no-op candidate duplicates: the earliest identical one in another lineage, else its parent.
+
+    Every stored version the fingerprint index finds with exactly these
+    predictions goes into result["duplicates"].
+    """
+    duplicates = fingerprint.exact_duplicates(
+        conn, evaluation.predictions, benchmark_id=evaluation.benchmark_id, split_hash=evaluation.split_hash,
+        exclude_artifact_id=candidate["id"], vector=fingerprint.fingerprint_of(conn, evaluation))
+    result["duplicates"] = [d.as_dict() for d in duplicates]
+    elsewhere = [d for d in duplicates if d.lineage_id != candidate["lineage_id"]]
+    return elsewhere[0].artifact_id if elsewhere else parent_id
+
+
 def _policy(benchmark: Benchmark) -> decision.BenchmarkPolicy:
     return decision.BenchmarkPolicy.from_manifest(benchmark.manifest, benchmark.higher_is_better)
 
@@ -211,8 +248,14 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         result["seed"] = seed
         identical = bool(np.array_equal(cand_eval.predictions, parent_eval.predictions))
         undefined: dict[str, str] = {}
-        comparisons = _compare(benchmark, cand_eval, parent_eval, n_resamples=n_resamples, seed=seed,
-                               undefined=undefined)
+        comparisons = duplicate_of = None
+        if identical:  # a no-op candidate: nothing to resample, but say which version it duplicates
+            duplicate_of = _duplicate_of(conn, result, candidate, cand_eval, compared_against)
+            comparisons = _identical_comparisons(benchmark, cand_eval, n_resamples=n_resamples, seed=seed)
+            result["bootstrap_skipped"] = comparisons is not None
+        if comparisons is None:
+            comparisons = _compare(benchmark, cand_eval, parent_eval, n_resamples=n_resamples, seed=seed,
+                                   undefined=undefined)
         if undefined:
             result["undefined_metrics"] = undefined
         justification = (candidate["metadata"] or {}).get("tradeoff_justification")
@@ -235,7 +278,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         verdict = decision.decide(
             policy=policy, comparisons=comparisons, tradeoff_justification=justification, evidence=evidence,
             baseline_comparisons=baseline_comparisons, baseline_version_id=baseline_id,
-            predictions_identical=identical, duplicate_of=compared_against if identical else None,
+            predictions_identical=identical, duplicate_of=duplicate_of,
         )
         timings["decide"] = time.perf_counter() - clock
         return finish(verdict)
