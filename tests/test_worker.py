@@ -591,3 +591,22 @@ def test_status_and_regate_commands(world, conn, monkeypatch, capsys):
     code, out, err = run_cli(monkeypatch, capsys, settings, "regate", "nonexistent")
     assert code == 2 and "nonexistent is not a registered model version" in err
     assert_lineage_invariants(conn)
+
+
+def test_each_worker_slot_runs_its_sandboxes_as_its_own_uid(world, conn, start_daemon):
+    # RLIMIT_NPROC counts per uid: slots sharing one would share one process
+    # budget, and a fork bomb in one model could fail another's evaluation.
+    daemon = start_daemon("d1", workers=2)
+    for artifact_id in ("uid-a", "uid-b"):
+        directory = model_dir(world.settings, artifact_id)
+        directory.mkdir(parents=True)
+        # Both stay busy at once, then fail saying who they ran as.
+        (directory / "eval.py").write_text("import os, sys, time\ntime.sleep(1.5)\nsys.exit(f'uid={os.getuid()}')\n")
+        insert_candidate(conn, artifact_id, benchmark_id=world.benchmark.id)
+    uids = set()
+    for artifact_id in ("uid-a", "uid-b"):
+        job = wait_decided(conn, artifact_id, daemons=[daemon])
+        assert job["outcome"] == "error"
+        uids.add(job["result"]["stderr_tail"].strip().rsplit("uid=", 1)[1])
+    base = world.settings.sandbox_uid
+    assert uids == {str(base), str(base - 1)}

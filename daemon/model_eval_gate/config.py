@@ -59,6 +59,9 @@ class Settings:
     # Sandbox.
     allow_unsandboxed: bool = False
     sandbox_python: str | None = None  # default: the daemon's own interpreter
+    # As root, worker slot i (from 0) runs models as uid sandbox_uid - i: 65534
+    # (nobody) and the uids below it, which Debian reserves and never
+    # allocates. Give each daemon on one host its own block.
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
     eval_wall_seconds: float = 1800.0

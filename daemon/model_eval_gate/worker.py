@@ -121,8 +121,13 @@ class _RunningGate:
 class _WorkerSlot:
     """One worker thread's identity and its connection for claims and settlements."""
 
-    def __init__(self, worker_id: str):
+    def __init__(self, worker_id: str, index: int = 0):
         self.worker_id = worker_id
+        # Each slot runs its sandboxes as its own uid (the configured one for
+        # the first slot, the uids just below it for the others): RLIMIT_NPROC
+        # counts per uid, so a fork bomb in one model cannot starve another
+        # model's evaluation into a spurious error verdict.
+        self.uid_offset = index
         self.conn: psycopg.Connection | None = None
 
     def close(self) -> None:
@@ -417,7 +422,7 @@ class Daemon:
 
     def _start_workers(self) -> None:
         for index in range(1, self.settings.workers + 1):
-            slot = _WorkerSlot(f"{self.settings.worker_id}/w{index}")
+            slot = _WorkerSlot(f"{self.settings.worker_id}/w{index}", index - 1)
             thread = threading.Thread(target=self._worker_main, args=(slot,), name=f"gate-worker-{index}", daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -484,7 +489,8 @@ class Daemon:
     def _gate(self, slot: _WorkerSlot, log, running: _RunningGate, max_attempts: int) -> None:
         job = running.job
         try:
-            result = run_claimed_job(self._gate_settings, job, cancel=running.cancel, log=log)
+            settings = self._gate_settings.with_(sandbox_uid=self._gate_settings.sandbox_uid - slot.uid_offset)
+            result = run_claimed_job(settings, job, cancel=running.cancel, log=log)
         except LeaseLost as exc:
             # The sweep requeued the job when the lease ran out; the fence made
             # sure nothing of ours was written.
