@@ -111,7 +111,10 @@ def print_gate_result(result: dict, stream=sys.stdout) -> None:
     if result.get("metric_table"):
         print("", file=stream)
         print(render_metric_table(result["metric_table"]), file=stream)
-        if result.get("seed") is not None:
+        if result.get("bootstrap_skipped"):
+            print("(* primary; predictions identical to the compared version: every delta is exactly 0, "
+                  "no resampling needed)", file=stream)
+        elif result.get("seed") is not None:
             print(f"(* primary; paired bootstrap, {result.get('n_resamples')} resamples, seed {result['seed']}, "
                   f"95% percentile CI)", file=stream)
     print("", file=stream)

@@ -61,7 +61,9 @@ def _notes(result: Mapping[str, Any]) -> str:
                      + (f" (parent {result['parent_id']} was superseded meanwhile)" if result.get("head_moved") else ""))
     if result.get("metric_table"):
         parts.append(render_metric_table(result["metric_table"]))
-    if result.get("seed") is not None:
+    if result.get("bootstrap_skipped"):
+        parts.append("predictions identical to the compared version: every delta is exactly 0, no resampling")
+    elif result.get("seed") is not None:
         parts.append(f"paired bootstrap: {result.get('n_resamples')} resamples, seed {result['seed']}, "
                      f"{int(round(100 * result.get('confidence', 0.95)))}% percentile CI")
     return "\n".join(parts)
