@@ -219,7 +219,7 @@ def test_evaluations_without_a_fingerprint_are_backfilled(conn, settings, family
     twin_predictions = fp.stored_predictions(conn.execute(
         "SELECT predictions, prediction_shape FROM eval_results WHERE artifact_id = 'twin'").fetchone())
     # "late" is stored as evaluate() would store its directory, "legacy" as a
-    # pre-0007 row: both without fingerprints.
+    # pre-0006 row: both without fingerprints.
     _store(conn, "late", bench.id, bench.split_hash, twin_predictions,
            model_hash=model_hash(model_dir(settings, "late")), with_fingerprint=False)
     _store(conn, "legacy", bench.id, bench.split_hash, twin_predictions, with_fingerprint=False)

@@ -55,7 +55,7 @@ from .logging import get_logger
 
 log = get_logger(__name__)
 
-#: Length of every fingerprint; the vector(256) column in migration 0007.
+#: Length of every fingerprint; the vector(256) column in migration 0006.
 DIMENSIONS = 256
 
 #: Rows of the sign matrix generated at a time (part of the definition: block
@@ -234,7 +234,7 @@ def store_fingerprint(conn: psycopg.Connection, *, artifact_id: str, benchmark_i
 
 def ensure_fingerprint(conn: psycopg.Connection, eval_id: int, predictions: np.ndarray, benchmark_id: str,
                        split_hash: str) -> bool:
-    """Backfill one stored evaluation (e.g. a cached one from before migration 0007). True if it wrote one."""
+    """Backfill one stored evaluation (e.g. a cached one from before migration 0006). True if it wrote one."""
     row = db.fetch_one(conn, "fingerprint_missing", {"id": eval_id})
     if row is None or not row["missing"]:
         return False

@@ -24,7 +24,7 @@ SELECT id, fingerprint
    AND split_hash = %(split_hash)s AND model_hash = %(model_hash)s;
 
 -- name: evaluations_missing_fingerprint
--- Served by the partial index eval_results_fingerprint_missing (0007): cheap
+-- Served by the partial index eval_results_fingerprint_missing (0006): cheap
 -- to ask when nothing is missing, however large the table.
 SELECT id
   FROM eval_results

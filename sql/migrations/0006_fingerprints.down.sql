@@ -1,4 +1,4 @@
--- Way back from 0007_fingerprints. Never run automatically.
+-- Way back from 0006_fingerprints. Never run automatically.
 -- Drops every stored fingerprint and the similarity index; the evaluations
 -- themselves (and their predictions) stay, so a later up migration plus
 -- `model-eval-gate similar` (which backfills) recomputes them exactly.
