@@ -435,7 +435,10 @@ def test_output_flood_is_capped_without_hanging(hostile):
         """
     )
     assert not result.ok
-    assert result.error == "wall time limit of 3.0 s exceeded"
+    # Flooding burns CPU: on a busy machine the 2 s CPU limit can strike
+    # before the 3 s wall limit. Either way the run ends, contained.
+    assert result.error == "wall time limit of 3.0 s exceeded" or "SIGXCPU" in result.error \
+        or "cpu" in result.error.lower(), result.error
     cap = TIGHT_LIMITS.max_capture_bytes
     for text in (result.stdout, result.stderr):
         assert "bytes truncated by the sandbox runner" in text
