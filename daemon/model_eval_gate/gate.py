@@ -8,6 +8,7 @@ transaction open.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -176,9 +177,20 @@ def _error_code(exc: EvaluationError) -> decision.ReasonCode:
     return _ERROR_CODES.get(exc.reason_code, decision.ReasonCode.EVALUATION_ERROR)
 
 
+def _mark(timeline: dict[str, float] | None, event: str) -> None:
+    """Note when `event` happened, as Unix time: comparable across processes on one host
+    (benchmarks/bench_gate_overhead.py sets it against the INSERT's commit)."""
+    if timeline is not None:
+        timeline[event] = round(time.time(), 6)
+
+
 def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_id: str, *,
-                        n_resamples: int, store: bool, cancel=None, log=None) -> dict[str, Any]:
-    """Everything but the write: the result dict the lifecycle applies (or a dry run prints)."""
+                        n_resamples: int, store: bool, cancel=None, log=None,
+                        timeline: dict[str, float] | None = None) -> dict[str, Any]:
+    """Everything but the write: the result dict the lifecycle applies (or a dry run prints).
+
+    `timeline`, if given, receives the wall-clock time of each step (see _mark).
+    """
     log = log or get_logger(__name__, candidate_id=candidate_id)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -199,9 +211,12 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
     timings["resolve"] = time.perf_counter() - clock
 
     def finish(verdict: decision.Verdict) -> dict[str, Any]:
+        _mark(timeline, "decided")
         verdict_dict = verdict.as_dict()
         result.update({k: v for k, v in verdict_dict.items() if k != "n_resamples" or v is not None})
         result["timings"] = {k: round(v, 6) for k, v in timings.items()}
+        if timeline is not None:
+            result["timeline"] = timeline
         log.info("verdict", outcome=result["outcome"], reason_code=result["reason_code"],
                  magnitude=result.get("magnitude"), reason=result["reason"])
         return result
@@ -211,21 +226,25 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         result.update({"benchmark_id": benchmark.id, "split_hash": benchmark.split_hash,
                        "self_reported": benchmark.self_scored})
         clock = time.perf_counter()
+        _mark(timeline, "candidate_evaluation_started")
         log.info("evaluation_started", model="candidate", benchmark_id=benchmark.id)
         cand_eval = evaluate(conn, settings, candidate_id, benchmark, use_cache=True, store=store, cancel=cancel)
         timings["evaluate_candidate"] = time.perf_counter() - clock
+        _mark(timeline, "candidate_evaluation_finished")
         result["evaluations"]["candidate"] = cand_eval.summary()
         log.info("evaluation_finished", model="candidate", seconds=round(timings["evaluate_candidate"], 3),
                  cached=cand_eval.cached, wall_seconds=cand_eval.wall_seconds)
         parent_eval = None
         if compared_against:
             clock = time.perf_counter()
+            _mark(timeline, "parent_evaluation_started")
             log.info("evaluation_started", model="parent", benchmark_id=benchmark.id)
             try:
                 parent_eval = evaluate(conn, settings, compared_against, benchmark, store=store, cancel=cancel)
             except EvaluationError as exc:
                 raise EvaluationError(exc.reason_code, f"the parent {compared_against} could not be evaluated: {exc}") from exc
             timings["evaluate_parent"] = time.perf_counter() - clock
+            _mark(timeline, "parent_evaluation_finished")
             result["evaluations"]["parent"] = parent_eval.summary()
             log.info("evaluation_finished", model="parent", seconds=round(timings["evaluate_parent"], 3),
                      cached=parent_eval.cached, wall_seconds=parent_eval.wall_seconds)
@@ -238,6 +257,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
 
     policy = _policy(benchmark)
     clock = time.perf_counter()
+    _mark(timeline, "statistics_started")
     try:
         if parent_eval is None:
             scores = stats.scores_on_benchmark(benchmark, cand_eval.predictions)
@@ -268,6 +288,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
                 baseline_comparisons = _compare(benchmark, cand_eval, base_eval, n_resamples=n_resamples,
                                                 seed=stats.derive_seed(candidate_id, baseline_id), undefined={})
         timings["statistics"] = time.perf_counter() - clock
+        _mark(timeline, "statistics_finished")
         evidence = decision.TradeoffEvidence(
             candidate_parameter_count=_parameter_count(candidate["metadata"]),
             parent_parameter_count=_parameter_count(head.get("metadata")),
@@ -293,17 +314,35 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
 # ------------------------------------------------------------------ apply --
 
 def run_claimed_job(settings: Settings, job: ClaimedJob, *, n_resamples: int | None = None,
-                    cancel=None, log=None) -> dict[str, Any]:
+                    cancel=None, log=None, timeline: dict[str, float] | None = None,
+                    conn: psycopg.Connection | None = None) -> dict[str, Any]:
     """Gate one claimed job and apply its verdict under the job's fence.
 
     If the lineage head moved while the candidate was evaluated (a sibling
     won), the candidate is re-evaluated against the new head, merge-queue
     style; the result's head_moved and compared_against say so.
+
+    The result's "timeline" holds the wall-clock time of each step, starting
+    with the marks the caller passes in (the daemon's "notified" and
+    "claimed"); it is stored with the job, except "applied" (the commit it
+    would describe), which only the returned dict carries.
+
+    `conn`, an autocommit connection, is used (and left open) instead of a
+    new one: the daemon's worker passes one it keeps from gate to gate, and
+    run_eval_gate the one it claimed with, because connecting (and
+    registering pgvector's types) took most of a fast gate's set-up
+    (benchmarks/bench_gate_overhead.py). The lease is still renewed on a
+    connection of its own.
     """
+    timeline = dict(timeline or {})
+    _mark(timeline, "gate_started")
     n_resamples = n_resamples or settings.n_resamples
     log = (log or get_logger(__name__)).bind(candidate_id=job.artifact_id, job_id=job.job_id,
                                              worker=job.worker_id, attempt=job.attempt)
-    with db.connect(settings, autocommit=True) as conn, LeaseKeeper(settings, job.fence, log) as lease:
+    with contextlib.ExitStack() as resources:
+        if conn is None:
+            conn = resources.enter_context(db.connect(settings, autocommit=True))
+        lease = resources.enter_context(LeaseKeeper(settings, job.fence, log))
         # A cancelled sandbox run looks like a failed eval.py; the check after
         # the evaluation keeps that "error" verdict from ever being applied.
         cancel_event = lease.lost if cancel is None else _EitherEvent(cancel, lease.lost)
@@ -311,19 +350,22 @@ def run_claimed_job(settings: Settings, job: ClaimedJob, *, n_resamples: int | N
             if cancel is not None and cancel.is_set():
                 raise GateCancelled(f"job {job.job_id} was cancelled before its evaluation")
             result = evaluate_and_decide(conn, settings, job.artifact_id, n_resamples=n_resamples,
-                                         store=True, cancel=cancel_event, log=log)
+                                         store=True, cancel=cancel_event, log=log, timeline=timeline)
             result.update({"job_id": job.job_id, "attempt": job.attempt, "worker_id": job.worker_id})
             if lease.lost.is_set():
                 raise LeaseLost(f"job {job.job_id} lost its lease during evaluation")
             if cancel is not None and cancel.is_set():
                 raise GateCancelled(f"job {job.job_id} was cancelled before its verdict was applied")
             clock = time.perf_counter()
+            _mark(timeline, "apply_started")
             try:
                 changed = apply_result(conn, result, job.fence)
             except HeadMoved as moved:
                 log.info("head_moved", expected=moved.expected, actual=moved.actual, round=round_number + 1)
                 continue
             result["timings"]["apply"] = round(time.perf_counter() - clock, 6)
+            # A copy: the stored result keeps what it held when it was written.
+            result["timeline"] = {**timeline, "applied": round(time.time(), 6)}
             result["applied"] = changed
             log.info("applied", outcome=result["outcome"], changed=changed,
                      apply_seconds=result["timings"]["apply"])
@@ -361,7 +403,7 @@ def run_eval_gate(candidate_artifact_id: str, *, settings: Settings | None = Non
     with db.connect(settings, autocommit=True) as conn:
         job = claim_for_artifact(conn, settings, candidate_artifact_id, worker_id=worker_id,
                                  reason="direct", requested_by=requested_by)
-    return run_claimed_job(settings, job)
+        return run_claimed_job(settings, job, conn=conn)
 
 
 @log_tool_call("run_eval_gate_quick", summarize=_summary, persist=False)

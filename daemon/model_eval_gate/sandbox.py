@@ -9,9 +9,14 @@ else of the host is visible except the system software the interpreter needs.
 docs/sandbox.md explains the threat model and what every option defends
 against; the short version of the moving parts:
 
-- bwrap is started through `prlimit`, so bwrap and everything under it inherit
-  the CPU, address-space, process-count and file-size limits without a Python
-  preexec_fn (which is not safe in a multi-threaded daemon).
+- bwrap holds its sandbox process (on --block-fd, reporting its pid on
+  --info-fd) after setting up the namespaces and mounts and before it runs
+  anything in them; the runner sets the CPU, address-space, process-count,
+  file-size and core limits on it with prlimit(2) and only then lets it go,
+  so PID 1 and everything under it inherit them. No Python preexec_fn (not
+  safe in a multi-threaded daemon) and no exec of util-linux `prlimit` in
+  front of bwrap, which cost about 1 ms per run (docs/performance.md); the
+  unsandboxed path still runs under `prlimit`.
 - As root, bwrap runs without a user namespace and `setpriv` switches the
   command to a dedicated unprivileged uid/gid, so the model is never host
   uid 0; /out is then a size-limited tmpfs mounted on the host. As any other
@@ -23,8 +28,8 @@ against; the short version of the moving parts:
 - The wall-time limit kills bwrap's process group; the death of bwrap kills
   PID 1, and the death of PID 1 takes every process in the namespace with it.
 
-Requires Linux >= 5.3 (pidfd), bubblewrap >= 0.8 and util-linux's prlimit and
-setpriv.
+Requires Linux >= 5.3 (pidfd), bubblewrap >= 0.8 and util-linux's setpriv
+(and prlimit, for unsandboxed runs only).
 """
 from __future__ import annotations
 
@@ -32,8 +37,11 @@ import ctypes
 import dataclasses
 import errno
 import functools
+import json
 import math
 import os
+import resource
+import select
 import selectors
 import shutil
 import signal
@@ -180,7 +188,7 @@ def run_eval_py(
 
     Creates a fresh output directory under `work_dir` (default: the system
     temporary directory); the caller reads it and then calls discard_output.
-    Raises SandboxUnavailable when bubblewrap (or prlimit/setpriv) is missing,
+    Raises SandboxUnavailable when bubblewrap (or setpriv, timeout) is missing,
     unless allow_unsandboxed is True, which runs eval.py directly under the
     same rlimits and logs a warning on every run. Raises SandboxConfigError for
     unusable inputs. Everything the model does is reported in the result.
@@ -228,10 +236,10 @@ def run_eval_py(
         else:
             argv = [interpreter.executable, "eval.py", "--split", split_real, "--out", out_dir, *argv_extra]
             spawn_env, cwd = env, model_real
-        return _run(
-            _prlimit_argv(tools.prlimit, limits) + argv, spawn_env, cwd, limits, out_dir,
-            sandboxed=sandboxed, watch_output=not root_mode, cancel=cancel,
-        )
+        if not sandboxed:
+            argv = _prlimit_argv(tools.prlimit, limits) + argv
+        return _run(argv, spawn_env, cwd, limits, out_dir, sandboxed=sandboxed, watch_output=not root_mode,
+                    cancel=cancel)
     except BaseException:
         discard_output(out_dir)
         raise
@@ -416,16 +424,13 @@ def _is_within(path: str, tree: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class _Tools:
-    prlimit: str
+    prlimit: str | None  # only unsandboxed: bwrap's sandbox gets its limits through _LimitHold
     bwrap: str | None  # None: running unsandboxed, as explicitly allowed
     timeout: str | None
     setpriv: str | None  # only as root
 
 
 def _resolve_tools(bwrap: str | None, *, root_mode: bool, allow_unsandboxed: bool) -> _Tools:
-    prlimit = _find_tool("prlimit", None)
-    if prlimit is None:
-        raise SandboxUnavailable("prlimit (util-linux) not found on PATH; it applies the sandbox's resource limits")
     bwrap_path = _find_tool("bwrap", bwrap)
     if bwrap_path is None:
         if not allow_unsandboxed:
@@ -434,12 +439,16 @@ def _resolve_tools(bwrap: str | None, *, root_mode: bool, allow_unsandboxed: boo
                 f"bubblewrap (bwrap) not found{where}: install it (e.g. `apt install bubblewrap`); "
                 "evaluating model code without a sandbox needs an explicit allow_unsandboxed=True"
             )
+        prlimit = _find_tool("prlimit", None)
+        if prlimit is None:
+            raise SandboxUnavailable(
+                "prlimit (util-linux) not found on PATH; it applies the resource limits of an unsandboxed run")
         return _Tools(prlimit=prlimit, bwrap=None, timeout=None, setpriv=None)
     timeout = _tool_inside_usr("timeout", "timeout (coreutils)", "it is the sandbox's PID 1")
     setpriv = None
     if root_mode:
         setpriv = _tool_inside_usr("setpriv", "setpriv (util-linux)", "as root it switches the model to the sandbox uid")
-    return _Tools(prlimit=prlimit, bwrap=bwrap_path, timeout=timeout, setpriv=setpriv)
+    return _Tools(prlimit=None, bwrap=bwrap_path, timeout=timeout, setpriv=setpriv)
 
 
 def _tool_inside_usr(name: str, label: str, why: str) -> str:
@@ -452,10 +461,24 @@ def _tool_inside_usr(name: str, label: str, why: str) -> str:
     return tool
 
 
+# Tools found, per (name, PATH): searching PATH for three tools on every run
+# cost about 0.1 ms of the sandbox's start-up (docs/performance.md).
+_found_tools: dict[tuple[str, str | None], str] = {}
+
+
 def _find_tool(name: str, explicit: str | None) -> str | None:
     if explicit is not None:
         return explicit if os.path.isfile(explicit) and os.access(explicit, os.X_OK) else None
-    return shutil.which(name) or shutil.which(name, path=_TOOL_SEARCH_PATH)
+    key = (name, os.environ.get("PATH"))
+    found = _found_tools.get(key)
+    if found is not None and os.access(found, os.X_OK):  # still there: no search
+        return found
+    found = shutil.which(name) or shutil.which(name, path=_TOOL_SEARCH_PATH)
+    if found is not None:
+        _found_tools[key] = found
+    else:
+        _found_tools.pop(key, None)
+    return found
 
 
 # --- the command line ---------------------------------------------------------------
@@ -476,18 +499,23 @@ def _sandbox_env(interpreter_bin: str) -> dict[str, str]:
     }
 
 
-def _prlimit_argv(prlimit: str, limits: SandboxLimits) -> list[str]:
+def _rlimits(limits: SandboxLimits) -> list[tuple[int, tuple[int, int]]]:
     # The CPU hard limit sits one second above the soft one: SIGXCPU first
     # (a clear cause of death), SIGKILL if the signal is ignored.
     return [
-        prlimit,
-        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",
-        f"--as={limits.address_space_bytes}",
-        f"--nproc={limits.max_processes}",
-        f"--fsize={limits.max_file_bytes}",
-        "--core=0",
-        "--",
+        (resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1)),
+        (resource.RLIMIT_AS, (limits.address_space_bytes, limits.address_space_bytes)),
+        (resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes)),
+        (resource.RLIMIT_FSIZE, (limits.max_file_bytes, limits.max_file_bytes)),
+        (resource.RLIMIT_CORE, (0, 0)),
     ]
+
+
+def _prlimit_argv(prlimit: str, limits: SandboxLimits) -> list[str]:
+    """The same limits as _rlimits, set by util-linux prlimit before it execs the (unsandboxed) command."""
+    names = {resource.RLIMIT_CPU: "cpu", resource.RLIMIT_AS: "as", resource.RLIMIT_NPROC: "nproc",
+             resource.RLIMIT_FSIZE: "fsize", resource.RLIMIT_CORE: "core"}
+    return [prlimit, *(f"--{names[which]}={soft}:{hard}" for which, (soft, hard) in _rlimits(limits)), "--"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -708,6 +736,90 @@ class _CappedStream:
         return text.replace("\x00", "\ufffd")
 
 
+class _LimitHold:
+    """Keeps bwrap's sandbox process waiting until the runner has set its rlimits.
+
+    bwrap writes its child's pid to --info-fd right after creating it, and
+    the child blocks on --block-fd once the namespaces and mounts are ready,
+    before it execs PID 1: nothing of the model has run yet. prlimit(2) on
+    that pid bounds PID 1 and everything it starts; one byte on the block fd
+    then lets it go. The block fd is never closed while the child may still
+    wait on it, except after the child was killed: end-of-file would release
+    it without limits.
+    """
+
+    def __init__(self, limits: SandboxLimits):
+        self._limits = limits
+        self._info_read, self._info_write = os.pipe()
+        self._block_read, self._block_write = os.pipe()
+
+    def argv(self, bwrap_argv: list[str]) -> list[str]:
+        return [bwrap_argv[0], "--info-fd", str(self._info_write), "--block-fd", str(self._block_read),
+                *bwrap_argv[1:]]
+
+    @property
+    def child_fds(self) -> tuple[int, int]:
+        return (self._info_write, self._block_read)
+
+    def spawned(self) -> None:
+        """Drop our copies of bwrap's ends (bwrap closes its own before PID 1 runs)."""
+        for fd in (self._info_write, self._block_read):
+            os.close(fd)
+        self._info_write = self._block_read = -1
+
+    def release(self, group: int, deadline: float, cancel: threading.Event | None) -> str | None:
+        """Set the limits and let the sandbox run. Returns why it must be killed instead, if it must.
+
+        When bwrap failed before or while creating its sandbox, nothing is
+        released and its exit status and stderr tell the caller why.
+        """
+        reported = self._reported_pid(deadline, cancel)
+        if not isinstance(reported, int):
+            return reported
+        try:
+            for which, value in _rlimits(self._limits):
+                resource.prlimit(reported, which, value)
+        except ProcessLookupError:
+            return None  # it died during its set-up: bwrap says why
+        except OSError as exc:
+            _kill_group(group)
+            raise SandboxUnavailable(f"cannot set the sandbox's resource limits: {exc.strerror}") from exc
+        try:
+            os.write(self._block_write, b"x")
+        except BrokenPipeError:
+            pass  # it died during its set-up: bwrap says why
+        return None
+
+    def _reported_pid(self, deadline: float, cancel: threading.Event | None) -> int | str | None:
+        data = b""
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return f"wall time limit of {self._limits.wall_seconds} s exceeded"
+            if cancel is not None and cancel.is_set():
+                return "cancelled by the caller"
+            ready, _, _ = select.select([self._info_read], [], [], min(deadline - now, _CANCEL_POLL_INTERVAL))
+            if not ready:
+                continue
+            chunk = os.read(self._info_read, _READ_CHUNK)
+            if not chunk:
+                break
+            data += chunk
+        if not data:
+            return None  # bwrap stopped before creating its sandbox
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SandboxUnavailable(f"bwrap reported no sandbox pid on --info-fd: {data[:200]!r}") from exc
+
+    def close(self) -> None:
+        """Close what is left; call only once the sandbox is gone (reaped or killed)."""
+        for fd in (self._info_read, self._info_write, self._block_read, self._block_write):
+            if fd >= 0:
+                os.close(fd)
+        self._info_read = self._info_write = self._block_read = self._block_write = -1
+
+
 def _run(
     argv: list[str],
     env: dict[str, str],
@@ -719,22 +831,32 @@ def _run(
     watch_output: bool,
     cancel: threading.Event | None,
 ) -> SandboxResult:
+    hold = _LimitHold(limits) if sandboxed else None
     started = time.monotonic()
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        close_fds=True,
-        pass_fds=(),
-        start_new_session=True,  # its own process group, killed as one; no controlling terminal
-        env=env,
-        cwd=cwd,
-    )
+    try:
+        process = subprocess.Popen(
+            hold.argv(argv) if hold is not None else argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            close_fds=True,
+            pass_fds=hold.child_fds if hold is not None else (),
+            start_new_session=True,  # its own process group, killed as one; no controlling terminal
+            env=env,
+            cwd=cwd,
+        )
+    except BaseException:
+        if hold is not None:
+            hold.close()  # nothing was started, so nothing waits on the block fd
+        raise
+    if hold is not None:
+        hold.spawned()
     streams = {process.stdout.fileno(): _CappedStream(limits.max_capture_bytes),
                process.stderr.fileno(): _CappedStream(limits.max_capture_bytes)}
     killed_because: str | None = None
     try:
+        if hold is not None:
+            killed_because = hold.release(process.pid, started + limits.wall_seconds, cancel)
         with selectors.DefaultSelector() as selector:
             for fd in streams:
                 os.set_blocking(fd, False)
@@ -742,9 +864,10 @@ def _run(
             exit_fd = os.pidfd_open(process.pid)
             selector.register(exit_fd, selectors.EVENT_READ)
             try:
-                killed_because = _wait_for_exit(
-                    selector, exit_fd, streams, started, limits, out_dir, watch_output, cancel
-                )
+                if killed_because is None:
+                    killed_because = _wait_for_exit(
+                        selector, exit_fd, streams, started, limits, out_dir, watch_output, cancel
+                    )
             finally:
                 selector.unregister(exit_fd)
                 os.close(exit_fd)
@@ -757,6 +880,8 @@ def _run(
         if process.returncode is None:  # interrupted before the command was reaped
             _kill_group(process.pid)
             process.wait()
+        if hold is not None:
+            hold.close()  # only now: the sandbox is reaped, so no end-of-file can release it unlimited
         process.stdout.close()
         process.stderr.close()
     wall_seconds = time.monotonic() - started

@@ -26,8 +26,10 @@ so it changes timing only.
 
 Performance: the scores are sorted once per model; a resample then costs a
 few O(n) passes (count the draws, gather the counts in score order,
-cumulative-sum, gather, dot) instead of a sort.  benchmarks/bench_bootstrap.py
-measures it against drawing the positions alone and against scipy.
+cumulative-sum, gather, dot) instead of a sort; the two models' AUROC pair
+counts share one weighted sum.  benchmarks/bench_bootstrap.py measures it
+against drawing the positions alone and against scipy; docs/performance.md
+has the figures and the profile.
 
 Undefined values are never NaN in a result: a resample in which a rank metric
 is undefined (all its examples share one label) is dropped and counted
@@ -575,12 +577,37 @@ def _auroc_twice_wins(view: _CountView, layout: _RankLayout, role: str = "model"
     cumulative = view.negatives_up_to(layout, role)
     below = _take_columns(cumulative, layout.below, view.scratch("brackets", layout.below.size))
     twice_wins = 2 * np.einsum("ij,ij->i", view.positive_counts, below, dtype=view.accumulator)
-    if layout.tied.size:
-        tied_counts = _take_columns(view.positive_counts, layout.tied)
-        tied_negatives = (_take_columns(cumulative, layout.tied_below_or_tied)
-                          - _take_columns(cumulative, layout.tied_below))
-        twice_wins += np.einsum("ij,ij->i", tied_counts, tied_negatives, dtype=view.accumulator)
+    twice_wins += _tied_twice_wins(view, layout, cumulative)
     return twice_wins
+
+
+def _tied_twice_wins(view: _CountView, layout: _RankLayout, cumulative: np.ndarray) -> np.ndarray | int:
+    """The tied negatives' share of _auroc_twice_wins (counted once, not twice)."""
+    if not layout.tied.size:
+        return 0
+    tied_counts = _take_columns(view.positive_counts, layout.tied)
+    tied_negatives = (_take_columns(cumulative, layout.tied_below_or_tied)
+                      - _take_columns(cumulative, layout.tied_below))
+    return np.einsum("ij,ij->i", tied_counts, tied_negatives, dtype=view.accumulator)
+
+
+def _auroc_twice_wins_delta(view: _CountView, candidate: _RankLayout, parent: _RankLayout) -> np.ndarray:
+    """_auroc_twice_wins(candidate) - _auroc_twice_wins(parent), exactly, in one weighted sum.
+
+    Both models weigh the same positive counts, so the brackets are
+    subtracted first (|difference| <= N fits the count dtype) and one
+    widening dot product serves both: that product is the costliest pass of
+    the rank metrics after the count gathers.
+    """
+    candidate_cumulative = view.negatives_up_to(candidate, "candidate")
+    parent_cumulative = view.negatives_up_to(parent, "parent")
+    width = candidate.below.size
+    brackets = _take_columns(candidate_cumulative, candidate.below, view.scratch("brackets", width))
+    brackets -= _take_columns(parent_cumulative, parent.below, view.scratch("parent_brackets", width))
+    twice_delta = 2 * np.einsum("ij,ij->i", view.positive_counts, brackets, dtype=view.accumulator)
+    twice_delta += _tied_twice_wins(view, candidate, candidate_cumulative)
+    twice_delta -= _tied_twice_wins(view, parent, parent_cumulative)
+    return twice_delta
 
 
 def _average_precision(view: _CountView, layout: _RankLayout, role: str = "model") -> np.ndarray:
@@ -732,9 +759,8 @@ class _RankDelta(_PairedStatistic):
         assert view is not None
         defined = (view.positive_total > 0) & (view.negative_total > 0)
         if self.metric.kind is MetricKind.AUROC:
-            # Subtract the exact integer pair counts before dividing.
-            twice_delta = (_auroc_twice_wins(view, self._candidate, "candidate")
-                           - _auroc_twice_wins(view, self._parent, "parent"))
+            # The exact integer difference of the pair counts, before dividing.
+            twice_delta = _auroc_twice_wins_delta(view, self._candidate, self._parent)
             pairs = view.positive_total * view.negative_total
             deltas = np.divide(twice_delta, 2 * pairs, out=np.zeros(pairs.shape), where=defined)
         else:
@@ -803,40 +829,43 @@ def default_chunk_size(n_examples: int, bytes_per_example: int) -> int:
 def _drawn_chunks(n: int, n_resamples: int, rows: int, seed: int, with_counts: bool) -> Iterator[_Chunk]:
     """The resamples chunk after chunk, drawn from one Generator in order.
 
-    With more than one chunk the next chunk is drawn (and counted) on a
-    helper thread while the caller scores the current one: Generator.integers
+    With more than one chunk the next chunk is drawn on a helper thread
+    while the caller counts and scores the current one: Generator.integers
     releases the GIL, so on a second core the draw costs little wall time.
-    One thread draws every chunk, in order, so the positions are the same as
+    The counting stays on the caller's thread because ufunc.at holds the GIL:
+    on the helper it would stall the caller's scoring instead of overlapping
+    it (measured: benchmarks/bench_bootstrap.py, docs/performance.md).  One
+    thread draws every chunk, in order, so the positions are the same as
     drawing inline.
     """
     rng = np.random.default_rng(seed)
     starts = range(0, n_resamples, rows)
     prefetch = PREFETCH_DRAWS and len(starts) > 1
-    # Two count buffers when prefetching: the helper fills one while the
-    # caller reads the other.  Chunk k+2 is only requested once the caller is
-    # done with chunk k, so they never overlap.
-    buffers = [np.empty((rows, n), dtype=_count_dtype(n)) for _ in range(2 if prefetch else 1)] if with_counts else []
+    # One count buffer: chunks are counted on the caller's thread, one at a time.
+    count_buffer = np.empty((rows, n), dtype=_count_dtype(n)) if with_counts else None
 
-    def draw(position: int) -> _Chunk:
+    def draw(position: int) -> np.ndarray:
         start = starts[position]
-        indices = rng.integers(0, n, size=(min(rows, n_resamples - start), n))
+        return rng.integers(0, n, size=(min(rows, n_resamples - start), n))
+
+    def chunk_of(position: int, indices: np.ndarray) -> _Chunk:
         counts = None
-        if buffers:
-            counts = buffers[position % len(buffers)][: indices.shape[0]]
+        if count_buffer is not None:
+            counts = count_buffer[: indices.shape[0]]
             _count_into(counts, indices)
-        return _Chunk(start, indices, counts)
+        return _Chunk(starts[position], indices, counts)
 
     if not prefetch:
         for position in range(len(starts)):
-            yield draw(position)
+            yield chunk_of(position, draw(position))
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bootstrap-draw") as pool:
         pending = pool.submit(draw, 0)
         for position in range(len(starts)):
-            chunk = pending.result()
+            indices = pending.result()
             if position + 1 < len(starts):
                 pending = pool.submit(draw, position + 1)
-            yield chunk
+            yield chunk_of(position, indices)
 
 
 def _percentile(sorted_values: np.ndarray, q: float) -> float:

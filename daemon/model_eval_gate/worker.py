@@ -111,15 +111,50 @@ class _Wakeup:
             self._condition.wait_for(lambda: self._generation != seen, timeout)
 
 
+class _NotifyTimes:
+    """When the control loop received a NOTIFY for each artifact: the start of a
+    claimed job's timeline (gate.run_claimed_job), so that pickup latency can be
+    split into delivery and claim. Only recent receipts are kept."""
+
+    KEEP_SECONDS = 60.0
+    KEEP_AT_MOST = 1000  # a flood of distinct payloads must not grow the daemon's memory
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._received: dict[str, float] = {}  # in order of receipt
+
+    def note(self, artifact_ids, received_at: float) -> None:
+        with self._lock:
+            for artifact_id in artifact_ids:
+                self._received.setdefault(artifact_id, received_at)
+            if len(self._received) > self.KEEP_AT_MOST:
+                oldest = received_at - self.KEEP_SECONDS
+                recent = [(a, t) for a, t in self._received.items() if t >= oldest]
+                self._received = dict(recent[-self.KEEP_AT_MOST:])
+
+    def take(self, artifact_id: str) -> float | None:
+        with self._lock:
+            received_at = self._received.pop(artifact_id, None)
+        if received_at is None or time.time() - received_at > self.KEEP_SECONDS:
+            return None
+        return received_at
+
+
 @dataclass
 class _RunningGate:
     job: ClaimedJob
     cancel: threading.Event
     started: float
+    timeline: dict[str, float]  # wall-clock marks so far (see gate.run_claimed_job)
 
 
 class _WorkerSlot:
-    """One worker thread's identity and its connection for claims and settlements."""
+    """One worker thread's identity, its connection for claims and settlements, and its gates' connection.
+
+    The gate connection is kept from one gate to the next: opening one (and
+    registering pgvector's types on it) cost a fast gate about 8 ms, most of
+    its set-up (benchmarks/bench_gate_overhead.py, docs/performance.md).
+    """
 
     def __init__(self, worker_id: str, index: int = 0):
         self.worker_id = worker_id
@@ -129,11 +164,13 @@ class _WorkerSlot:
         # model's evaluation into a spurious error verdict.
         self.uid_offset = index
         self.conn: psycopg.Connection | None = None
+        self.gate_conn: psycopg.Connection | None = None
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        for conn in (self.conn, self.gate_conn):
+            if conn is not None:
+                conn.close()
+        self.conn = self.gate_conn = None
 
 
 def check_daemon_settings(settings: Settings) -> None:
@@ -163,6 +200,7 @@ class Daemon:
         self._lock = threading.Lock()
         self._handed_back = 0
         self._pending: list[tuple[str, int]] = []  # (payload, sender pid) not yet acted upon
+        self._notify_times = _NotifyTimes()
         self._threads: list[threading.Thread] = []
         self._ready = False
         self._disconnected_at: float | None = None
@@ -280,10 +318,13 @@ class Daemon:
                 self._stopping.wait(timeout)
                 continue
             received = [(n.payload, n.pid) for n in conn.notifies(timeout=timeout, stop_after=1)]
+            if received:
+                self._notify_times.note([received[0][0].strip()], time.time())
             while received and len(received) < NOTIFY_BATCH:
                 more = [(n.payload, n.pid) for n in conn.notifies(timeout=0)]
                 if not more:
                     break
+                self._notify_times.note([payload.strip() for payload, _ in more], time.time())
                 received += more
             if received:
                 self._pending.extend(received)
@@ -442,11 +483,12 @@ class Daemon:
                     log.warning("claim_failed", error=_one_line(exc), retry_in_seconds=round(delay, 3))
                     self._stopping.wait(delay)
                     continue
+                claimed_at = time.time()  # autocommit: the claim is committed once it returns
                 failures = 0
                 if row is None:
                     self._wakeup.wait(seen, timeout=self.settings.sweep_seconds)
                     continue
-                self._run_job(slot, row)
+                self._run_job(slot, row, claimed_at)
         except Exception as exc:  # a bug in this loop: say so loudly rather than die silently
             log.exception("worker_crashed", error=_one_line(exc))
             self.request_stop("worker_crashed")
@@ -465,8 +507,12 @@ class Daemon:
             "max_attempts": self.settings.max_attempts,
         })
 
-    def _run_job(self, slot: _WorkerSlot, row: dict) -> None:
+    def _run_job(self, slot: _WorkerSlot, row: dict, claimed_at: float) -> None:
         job = ClaimedJob(row["id"], row["artifact_id"], row["attempt"], slot.worker_id, row["reason"])
+        timeline = {"claimed": round(claimed_at, 6)}
+        notified_at = self._notify_times.take(job.artifact_id)
+        if notified_at is not None:
+            timeline = {"notified": round(notified_at, 6), **timeline}
         # parent_id starts as the declared parent; the gate rebinds it to the
         # version actually compared against (the lineage head).
         log = self.log.bind(candidate_id=job.artifact_id, parent_id=row["parent_id"], job_id=job.job_id,
@@ -475,7 +521,7 @@ class Daemon:
             self._hand_back(slot, log, job, why="claimed just as the daemon began to stop")
             return
         log.info("claimed", reason=row["reason"], requested_by=row["requested_by"], max_attempts=row["max_attempts"])
-        running = _RunningGate(job, threading.Event(), time.monotonic())
+        running = _RunningGate(job, threading.Event(), time.monotonic(), timeline)
         with self._lock:
             self._running[slot.worker_id] = running
         self._publish_status()
@@ -490,7 +536,10 @@ class Daemon:
         job = running.job
         try:
             settings = self._gate_settings.with_(sandbox_uid=self._gate_settings.sandbox_uid - slot.uid_offset)
-            result = run_claimed_job(settings, job, cancel=running.cancel, log=log)
+            if slot.gate_conn is None or slot.gate_conn.closed:
+                slot.gate_conn = db.connect(self._dsn, autocommit=True)
+            result = run_claimed_job(settings, job, cancel=running.cancel, log=log, timeline=running.timeline,
+                                     conn=slot.gate_conn)
         except LeaseLost as exc:
             # The sweep requeued the job when the lease ran out; the fence made
             # sure nothing of ours was written.
@@ -509,7 +558,8 @@ class Daemon:
         else:
             log.info("job_done", parent_id=result.get("compared_against"), outcome=result.get("outcome"),
                      reason_code=result.get("reason_code"), applied=result.get("applied"),
-                     head_moved=result.get("head_moved"), seconds=round(time.monotonic() - running.started, 3))
+                     head_moved=result.get("head_moved"), seconds=round(time.monotonic() - running.started, 3),
+                     timeline=result.get("timeline"))
 
     def _retry_or_fail(self, slot: _WorkerSlot, log, job: ClaimedJob, max_attempts: int, exc: Exception) -> None:
         error = _one_line(exc)
