@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+# The data are generated with the same integrator the ODE models' eval.py use.
+from .models.model_io import integrate as rk4
+
 
 @dataclass(frozen=True)
 class Table:
@@ -186,24 +189,6 @@ def microglia_state_table(n: int, seed: int) -> Table:
 
 # ------------------------------------------------------------ time courses --
 
-def rk4(derivative, state: np.ndarray, times: np.ndarray, step: float) -> np.ndarray:
-    """Integrate d(state)/dt = derivative(state) from t=0, vectorised over rows; returns state at each time.
-
-    state is (n, k); times ascending, >= 0. Fixed step (the last one shortened to land on each time).
-    """
-    out = np.empty((len(times), *state.shape))
-    t, y = 0.0, state.astype(float).copy()
-    for index, target in enumerate(times):
-        while t < target - 1e-12:
-            h = min(step, target - t)
-            k1 = derivative(y)
-            k2 = derivative(y + 0.5 * h * k1)
-            k3 = derivative(y + 0.5 * h * k2)
-            k4 = derivative(y + h * k3)
-            y = y + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
-            t += h
-        out[index] = y
-    return out
 
 
 ABETA_SAMPLE_TIMES_H = np.array([1.0, 2.0, 4.0, 6.0, 9.0, 12.0, 18.0, 24.0, 36.0])

@@ -116,6 +116,10 @@ def write_model_dir(directory: Path, template: str, weights: Mapping[str, Any] |
     eval_py = directory / "eval.py"
     eval_py.write_text(template_source(template))
     eval_py.chmod(0o644)
+    # The helpers every eval.py imports travel with it: the sandbox binds only this directory.
+    helpers = directory / "model_io.py"
+    helpers.write_text(importlib_resources.files("model_eval_gate.demo").joinpath("models", "model_io.py").read_text())
+    helpers.chmod(0o644)
     if weights is not None:
         weights_path = directory / WEIGHTS_FILE
         weights_path.write_text(json.dumps(weights, indent=1) + "\n")

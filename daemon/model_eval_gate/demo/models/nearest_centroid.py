@@ -4,29 +4,17 @@ weights.json holds one centroid per class and a per-gene spread; a cell's
 class probabilities are a softmax of minus half its squared standardised
 distance to each centroid. Writes one probability column per class.
 """
-import argparse
 import csv
-import json
 import os
 
 import numpy as np
+from model_io import parse_args_and_weights, read_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def read_table(path):
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    return [r[0] for r in rows[1:]], rows[0][1:], np.array([[float(v) for v in r[1:]] for r in rows[1:]])
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", required=True)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    with open(os.path.join(HERE, "weights.json")) as handle:
-        weights = json.load(handle)
+    args, weights = parse_args_and_weights(__doc__, HERE)
     ids, columns, values = read_table(os.path.join(args.split, weights["inputs"]))
     x = values[:, [columns.index(name) for name in weights["features"]]] / np.array(weights["spread"])
     centroids = np.array(weights["centroids"]) / np.array(weights["spread"])
