@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import time
+import sys
 import uuid
 
 import pytest
@@ -29,6 +30,7 @@ from hostile.harness import (
     require_bubblewrap,
     snapshot,
 )
+from model_eval_gate import sandbox
 from model_eval_gate.sandbox import (
     SandboxOutputError,
     discard_output,
@@ -235,8 +237,12 @@ def test_files_outside_the_model_directory_cannot_be_read(hostile):
     seen = observations(result)
     for path in targets:
         assert seen[path].startswith("error:"), (path, seen[path])
+    # The interpreter's prefix is bound at its own path, so its top-level
+    # directory exists inside (/root for a pyenv Python, /work for a venv in a
+    # checkout); everything else must be the sandbox's own.
+    interpreter_tops = {d.strip("/").split("/")[0] for d in sandbox._interpreter(sys.executable).bind_dirs}
     assert set(seen["top_listing"]) <= {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc",
-                                        "dev", "tmp", "model", "split", "out", "root"}
+                                        "dev", "tmp", "model", "split", "out", *interpreter_tops}
     _assert_secrets_absent(result)
     assert str(layout.root) not in result.stdout
 
