@@ -1,7 +1,14 @@
-"""argparse front end: `model-eval-gate <command>`.
+"""The `model-eval-gate` command line.
 
-Exit codes: 0 success, 1 operational failure, 2 bad input (usage, invalid
-metadata, invalid benchmark), 3 a gate verdict of error (for `gate`).
+Every command is a `cmd_<name>(args, settings) -> int` registered in
+build_parser(). A command prints its results on stdout and lets failures
+escape (or raises CliError for a clean refusal): main() turns every exception
+into one line on stderr and an exit status (cli_errors.py), so no traceback
+ever reaches a user. Commands that need model-eval-gate's tables are checked
+first (set_defaults(needs_schema=False) opts a command out).
+
+Exit codes: 0 success, 1 operational failure, 2 bad input or an unmigrated
+database, 3 a gate verdict of error (for `gate`), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -12,10 +19,21 @@ import sys
 from datetime import timezone
 from pathlib import Path
 
-from .config import ConfigError, Settings
-from .logging import configure_logging
+from .cli_errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_GATE_ERROR,
+    EXIT_OK,
+    MIGRATE_HINT,
+    CliError,
+    NotMigrated,
+    describe_database,
+    explain,
+)
+from .config import Settings
+from .logging import LOG_FORMATS, choose_format, configure_logging
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_GATE_ERROR = 0, 1, 2, 3
+__all__ = ["main", "build_parser", "CliError", "EXIT_OK", "EXIT_FAILURE", "EXIT_BAD_INPUT", "EXIT_GATE_ERROR"]
 
 
 def _settings() -> Settings:
@@ -318,108 +336,243 @@ def cmd_demo(args, settings: Settings) -> int:
         return EXIT_FAILURE
 
 
+
+DESCRIPTION = """\
+Decide, automatically and defensibly, whether a new version of a machine-learning
+model replaces the old one: each candidate and its parent run their eval.py on the
+same benchmark split in a bubblewrap sandbox, paired-bootstrap 95% confidence
+intervals compare them, and a written policy decides promote, promote with
+tradeoff, reject or error.
+
+New here? `model-eval-gate demo` shows it all on its own database, in seconds."""
+
+EPILOG = """\
+environment:
+  MODEL_EVAL_GATE_DSN    the PostgreSQL to use (a libpq URI or key=value string);
+                         unset: an embedded PostgreSQL in MODEL_EVAL_GATE_HOME
+  MODEL_EVAL_GATE_HOME   where the embedded database, artifacts and logs live
+                         (default ~/.local/share/model-eval-gate;
+                         /var/lib/model-eval-gate as root)
+  MODEL_EVAL_GATE_*      every other setting: daemon/model_eval_gate/config.py
+
+first steps:
+  model-eval-gate demo                 the whole product on its own data
+  model-eval-gate migrate              create the tables (once per database)
+  model-eval-gate COMMAND --help       what a command does and its options
+
+exit status: 0 ok, 1 operational failure, 2 bad input or unmigrated database,
+3 a gate verdict of error, 130 interrupted.
+
+docs: README.md, docs/operations.md (running the daemon), docs/sandbox.md,
+docs/model_promotion_policy.md (every rule the gate enforces)."""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's and epilog's line breaks; wraps option help to the terminal."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=32, width=min(100, _terminal_width()))
+
+
+class _WrappingHelpFormatter(argparse.HelpFormatter):
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=32, width=min(100, _terminal_width()))
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    from . import __version__
+
+    try:
+        return metadata.version("model-eval-gate")
+    except metadata.PackageNotFoundError:  # running from a checkout (PYTHONPATH=daemon)
+        return __version__
+
+
+def _add(sub, name: str, handler, help: str, description: str | None = None, **defaults) -> argparse.ArgumentParser:
+    """A subcommand: `help` is its line in the command list, `description` (default: help) its --help text."""
+    parser = sub.add_parser(name, help=help, description=description or (help[0].upper() + help[1:] + "."),
+                            formatter_class=_WrappingHelpFormatter)
+    parser.set_defaults(handler=handler, **defaults)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="model-eval-gate", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = argparse.ArgumentParser(prog="model-eval-gate", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"model-eval-gate {_version()}")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="auto",
+                        help="auto (default): readable lines on a terminal, JSON lines otherwise "
+                             "(pipes, files, systemd's journal)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        help="default: warning on a terminal (info for `run`), else MODEL_EVAL_GATE_LOG_LEVEL "
+                             "or info")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an unexpected error, print the Python traceback too (for bug reports)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands (model-eval-gate COMMAND --help for each)")
 
-    p = sub.add_parser("db-url", help="print the database URL (psql accepts it)")
-    p.set_defaults(handler=cmd_db_url)
-
-    p = sub.add_parser("migrate", help="apply pending SQL migrations")
-    p.add_argument("--status", action="store_true", help="list applied and pending migrations")
-    p.add_argument("--down-to", type=int, metavar="VERSION", help="run documented down migrations above VERSION")
-    p.add_argument("--yes", action="store_true", help="confirm --down-to")
-    p.set_defaults(handler=cmd_migrate)
-
-    p = sub.add_parser("register", help="register a candidate model version from a JSON file")
-    p.add_argument("file", type=Path)
-    p.set_defaults(handler=cmd_register)
-
-    p = sub.add_parser("backfill", help="give legacy model artifacts their model_versions rows (WS1)")
-    p.add_argument("--report", type=Path, help="where to write the migration report "
-                   "(default: ./docs/model_artifacts/migration_report_ws1.md)")
-    p.add_argument("--legacy-fixture", action="store_true",
-                   help="load the 8 legacy artifacts first (implied on the embedded database)")
-    p.set_defaults(handler=cmd_backfill)
-
-    p = sub.add_parser("benchmark", help="manage benchmarks")
-    bench = p.add_subparsers(dest="benchmark_command", required=True, metavar="ACTION")
-    q = bench.add_parser("add", help="validate, hash and record a benchmark directory")
-    q.add_argument("directory", type=Path)
-    q.set_defaults(handler=cmd_benchmark_add)
-
-    p = sub.add_parser("gate", help="gate one candidate now and print the metric table and verdict")
-    p.add_argument("artifact_id")
-    p.add_argument("--dry-run", action="store_true", help="decide with the full resample count, write nothing")
-    p.add_argument("--quick", action="store_true", help="100 resamples, write nothing (run_eval_gate_quick)")
-    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
-    p.set_defaults(handler=cmd_gate)
-
-    p = sub.add_parser("force-promote", help="promote a candidate over the gate's verdict (recorded)")
-    p.add_argument("artifact_id")
-    p.add_argument("--actor", required=True, help="the human taking responsibility")
-    p.add_argument("--reason", required=True, help="why; kept in the audit trail")
-    p.set_defaults(handler=cmd_force_promote)
-
-    p = sub.add_parser("run", help="run the daemon: LISTEN, claim, gate, apply (SIGTERM stops it gracefully)")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="concurrent gates in this daemon (default: MODEL_EVAL_GATE_WORKERS or 1)")
-    p.set_defaults(handler=cmd_run)
-
-    p = sub.add_parser("regate", help="queue a candidate or rejected version for another gate")
-    p.add_argument("artifact_id")
-    p.add_argument("--reason", default="manual regate", help="recorded on the job (default: manual regate)")
-    p.set_defaults(handler=cmd_regate)
-
-    p = sub.add_parser("status", help="queue depth, running and failed jobs, the last decisions")
-    p.add_argument("--limit", type=_positive_int, default=10, metavar="N",
-                   help="failed jobs and decisions to list (default 10)")
-    p.set_defaults(handler=cmd_status)
-
-    p = sub.add_parser("similar", help="the versions that behave most like one, by behavioural fingerprint")
-    p.add_argument("artifact_id")
-    p.add_argument("--k", type=_positive_int, default=10, metavar="N", help="how many to list (default 10)")
-    p.add_argument("--benchmark", metavar="ID",
-                   help="benchmark to compare on (default: that of the version's latest stored evaluation)")
-    p.set_defaults(handler=cmd_similar)
-
-    p = sub.add_parser("demo", help="the end-to-end demo on its own embedded PostgreSQL (reset on every run)")
+    p = _add(sub, "demo", cmd_demo, "run the end-to-end demo on its own embedded PostgreSQL (reset on every run)",
+             "Run the end-to-end demo: its own embedded PostgreSQL, the daemon, the bubblewrap sandbox and "
+             "real eval.py files, on data generated in code. It never touches MODEL_EVAL_GATE_DSN, resets "
+             "its own database on every run, and leaves that PostgreSQL running for a look with psql "
+             "(`--stop` stops it).", needs_schema=False)
     p.add_argument("--home", type=Path, metavar="DIR",
                    help="the demo's home directory (default: ~/.local/share/model-eval-gate-demo, "
                         "/var/lib/model-eval-gate-demo as root)")
     p.add_argument("--stop", action="store_true",
-                   help="stop the demo's embedded PostgreSQL (the demo leaves it running for psql)")
+                   help="stop the demo's daemon and embedded PostgreSQL instead of running the demo")
     p.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                    help="how long to wait for the daemon's verdicts in each round (default 300)")
-    p.set_defaults(handler=cmd_demo)
+
+    p = _add(sub, "db-url", cmd_db_url, "print the database URL (psql \"$(model-eval-gate db-url)\" connects)",
+             "Print the database URL: MODEL_EVAL_GATE_DSN if set, else the embedded server's (starting it "
+             "if needed). psql \"$(model-eval-gate db-url)\" connects to it.", needs_schema=False)
+
+    p = _add(sub, "migrate", cmd_migrate, "create or update model-eval-gate's tables (idempotent)",
+             "Apply the pending SQL migrations (sql/migrations), each in its own transaction, under an "
+             "advisory lock. Safe to run again: an up-to-date database is left alone.", needs_schema=False)
+    p.add_argument("--status", action="store_true", help="list applied and pending migrations, change nothing")
+    p.add_argument("--down-to", type=int, metavar="VERSION",
+                   help="revert the migrations above VERSION with their .down.sql files (drops data)")
+    p.add_argument("--yes", action="store_true", help="confirm --down-to")
+
+    p = _add(sub, "register", cmd_register, "register a candidate model version from a JSON file",
+             "Validate a registration file (schemas/model_registration.json) and register the candidate "
+             "version it describes; prints the artifact id. Invalid files exit 2 listing every violation. "
+             "A running daemon gates the candidate at once, so place its eval.py first "
+             "(MODEL_EVAL_GATE_ARTIFACT_ROOT/models/<artifact id>/eval.py).")
+    p.add_argument("file", type=Path, metavar="FILE", help="the registration JSON file (see README: Using it)")
+
+    p = _add(sub, "backfill", cmd_backfill, "give legacy model artifacts their model_versions rows (WS1)")
+    p.add_argument("--report", type=Path, metavar="PATH", help="where to write the migration report "
+                   "(default: ./docs/model_artifacts/migration_report_ws1.md)")
+    p.add_argument("--legacy-fixture", action="store_true",
+                   help="load the research platform's 8 legacy artifacts first (implied on the embedded database)")
+
+    p = _add(sub, "benchmark", None, "record benchmarks (benchmark add DIR)",
+             "Manage benchmarks: the labelled splits candidates are compared on (schemas/benchmark.json).")
+    bench = p.add_subparsers(dest="benchmark_command", required=True, metavar="ACTION")
+    q = _add(bench, "add", cmd_benchmark_add, "validate, hash and record a benchmark directory",
+             "Validate a benchmark directory (manifest.json, inputs/, labels), hash its split and record it, "
+             "so that model versions naming its id can be gated.")
+    q.add_argument("directory", type=Path, metavar="DIR", help="the benchmark directory (holds manifest.json)")
+
+    p = _add(sub, "gate", cmd_gate, "gate one candidate now and print the metric table and verdict",
+             "Gate one candidate in this process: evaluate it and its parent in the sandbox, compare them, "
+             "decide and apply the verdict (exit 3 when the verdict is error). --dry-run and --quick write "
+             "nothing.")
+    p.add_argument("artifact_id", metavar="ID", help="the candidate's artifact id (as registered)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="decide exactly as the gate would (full resample count) but write nothing")
+    p.add_argument("--quick", action="store_true",
+                   help="a fast preview: fewer resamples (MODEL_EVAL_GATE_QUICK_RESAMPLES, default 100), "
+                        "write nothing")
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+
+    p = _add(sub, "force-promote", cmd_force_promote, "promote a candidate over the gate's verdict (recorded)",
+             "Promote a candidate whatever the gate decided: the only override, recorded with who and why.")
+    p.add_argument("artifact_id", metavar="ID", help="the candidate's artifact id")
+    p.add_argument("--actor", required=True, help="the human taking responsibility (not a service account)")
+    p.add_argument("--reason", required=True, help="why; kept in the audit trail")
+
+    p = _add(sub, "run", cmd_run, "run the daemon: LISTEN, claim, gate, apply (SIGTERM stops it gracefully)",
+             "Run the daemon: it listens for new candidates, gates each under a lease and applies the "
+             "verdict. Any number of daemons can serve one database. Logs go to stdout. Full guide: "
+             "docs/operations.md.")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="concurrent gates in this daemon (default: MODEL_EVAL_GATE_WORKERS or 1)")
+
+    p = _add(sub, "regate", cmd_regate, "queue a rejected or failed candidate for another gate",
+             "Ask the daemons to gate a candidate again (after a fix). Promoted and superseded versions "
+             "are never re-gated: register a new version instead.")
+    p.add_argument("artifact_id", metavar="ID", help="the candidate's artifact id")
+    p.add_argument("--reason", default="manual regate", help="recorded on the job (default: manual regate)")
+
+    p = _add(sub, "status", cmd_status, "queue depth, running and failed jobs, the last decisions")
+    p.add_argument("--limit", type=_positive_int, default=10, metavar="N",
+                   help="failed jobs and decisions to list (default 10)")
+
+    p = _add(sub, "similar", cmd_similar, "the versions that behave most like one, by behavioural fingerprint")
+    p.add_argument("artifact_id", metavar="ID", help="the version to compare the others with")
+    p.add_argument("--k", type=_positive_int, default=10, metavar="N", help="how many to list (default 10)")
+    p.add_argument("--benchmark", metavar="ID",
+                   help="benchmark to compare on (default: that of the version's latest stored evaluation)")
     return parser
+
+
+def _log_level(args, log_format: str) -> str:
+    if args.log_level:
+        return args.log_level
+    configured = os.environ.get("MODEL_EVAL_GATE_LOG_LEVEL")
+    if configured:
+        return configured.lower()
+    if log_format == "console":
+        # A person at a terminal wants the command's output, and what went wrong;
+        # the daemon's log is its output.
+        return "info" if args.command == "run" else "warning"
+    return "info"
+
+
+def check_schema(settings: Settings) -> None:
+    """Raise NotMigrated unless every migration this version ships is applied."""
+    from . import db, migrate
+
+    with db.connect(settings, autocommit=True) as conn:
+        missing = migrate.unapplied(conn)
+    where = describe_database(settings)
+    if missing is None:
+        raise NotMigrated(f"error: {where} has no model-eval-gate tables yet: {MIGRATE_HINT}")
+    if missing:
+        names = ", ".join(m.path.name for m in missing)
+        raise NotMigrated(f"error: {where} lacks {len(missing)} migration(s) this version needs ({names}): "
+                          f"{MIGRATE_HINT}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # usage errors: argparse prints usage and one line, exit 2
+    stream = sys.stdout if args.command == "run" else sys.stderr  # stdout stays for results
+    log_format = choose_format(args.log_format, stream)
+    settings = None
     try:
+        configure_logging(_log_level(args, log_format), stream=stream, fmt=log_format)
         settings = _settings()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    configure_logging(settings.log_level, stream=sys.stderr if args.command != "run" else None)
-    try:
+        if getattr(args, "needs_schema", True):
+            check_schema(settings)
         return args.handler(args, settings)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # a clear error, not a traceback, for operators
-        import psycopg
-
-        from .embedded import EmbeddedDatabaseError
-        from .migrate import MigrationError
-
-        # Operational failures: the database is unreachable, refused us, or
-        # could not be started. Anything else is a bug and keeps its traceback.
-        if isinstance(exc, (MigrationError, EmbeddedDatabaseError, psycopg.OperationalError)):
-            print(f"error: {str(exc).strip()}", file=sys.stderr)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
+        if isinstance(exc, SystemExit):
+            raise
+        if isinstance(exc, BrokenPipeError):  # `model-eval-gate status | head`: the reader left
+            _silence_stdout()
             return EXIT_FAILURE
-        raise
+        message, status = explain(exc, settings)
+        if args.traceback:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        try:
+            print(message, file=sys.stderr, flush=True)
+        except (BrokenPipeError, OSError):
+            pass
+        return status
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; into a closed pipe that prints a traceback of its own.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -17,8 +17,18 @@ class ConfigError(ValueError):
     """A MODEL_EVAL_GATE_* variable holds a value we cannot use."""
 
 
+SYSTEM_HOME = Path("/var/lib/model-eval-gate")
+
+
 def default_home() -> Path:
-    """The user's data directory (XDG), where the embedded database lives."""
+    """Where the embedded database lives: the user's XDG data directory; /var/lib/model-eval-gate for root.
+
+    As root, the embedded PostgreSQL runs as an unprivileged system user,
+    which cannot enter root's 0700 home directory; /var/lib is where a
+    system service keeps its state (the systemd unit uses the same place).
+    """
+    if os.geteuid() == 0:
+        return SYSTEM_HOME
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "model-eval-gate"
 

@@ -1,4 +1,4 @@
-"""structlog JSON lines on stdout, and the log_tool_call audit decorator."""
+"""Logs (JSON lines for machines, readable lines for people) and the log_tool_call audit decorator."""
 from __future__ import annotations
 
 import functools
@@ -6,6 +6,7 @@ import inspect
 import json
 import logging as stdlib_logging
 import math
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -14,25 +15,64 @@ from typing import Any, Callable
 import structlog
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+LOG_FORMATS = ("auto", "console", "json")
 
 
-def configure_logging(level: str = "info", stream=None) -> None:
-    """One JSON object per line, so `journalctl -o cat | jq` reads a gate's story."""
+def under_systemd(environ=None) -> bool:
+    """True when systemd runs us (a service, or a journal-connected stream)."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get("JOURNAL_STREAM") or environ.get("INVOCATION_ID"))
+
+
+def choose_format(requested: str, stream, environ=None) -> str:
+    """`console` for a person at a terminal, `json` for journals, files, pipes and `--log-format json`."""
+    if requested not in LOG_FORMATS:
+        raise ValueError(f"unknown log format {requested!r}: choose one of {', '.join(LOG_FORMATS)}")
+    if requested != "auto":
+        return requested
+    try:
+        interactive = stream.isatty()
+    except (AttributeError, ValueError):  # closed or not a real file
+        interactive = False
+    return "console" if interactive and not under_systemd(environ) else "json"
+
+
+def configure_logging(level: str = "info", stream=None, fmt: str = "json") -> None:
+    """JSON: one object per line, so `journalctl -o cat | jq` reads a gate's story.
+    console: structlog's ConsoleRenderer, one readable line per event, for a terminal.
+    """
+    stream = stream or sys.stdout
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=_colors(stream),
+                                                 exception_formatter=structlog.dev.plain_traceback)
+        timestamper = structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False, key="timestamp")
+    else:
+        renderer = structlog.processors.JSONRenderer(default=str, sort_keys=False)
+        timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts")
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            timestamper,
             structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(default=str, sort_keys=False),
+            *([] if fmt == "console" else [structlog.processors.format_exc_info]),
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
     # Libraries that use stdlib logging (pgserver, psycopg) stay quiet below warnings.
     stdlib_logging.basicConfig(level=stdlib_logging.WARNING, stream=sys.stderr)
+
+
+def _colors(stream) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def get_logger(name: str | None = None, **bound: Any):

@@ -85,6 +85,17 @@ def status(conn: psycopg.Connection, migrations: list[Migration] | None = None) 
     return result
 
 
+def unapplied(conn: psycopg.Connection, migrations: list[Migration] | None = None) -> list[Migration] | None:
+    """The migrations this database still lacks; None when it was never migrated. Writes nothing."""
+    migrations = discover() if migrations is None else migrations
+    if not db.fetch_one(conn, "migrations_table_exists")["present"]:
+        return None
+    applied = {row["version"] for row in db.fetch_all(conn, "applied_migrations")}
+    if not conn.autocommit:
+        conn.rollback()
+    return [m for m in migrations if m.version not in applied]
+
+
 def migrate(dsn: str, migrations: list[Migration] | None = None) -> list[Migration]:
     """Apply every pending migration; return those applied now (empty when up to date)."""
     migrations = discover() if migrations is None else migrations

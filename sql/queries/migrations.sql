@@ -24,3 +24,7 @@ DELETE FROM model_eval_gate_migrations WHERE version = %(version)s;
 
 -- name: has_vector_type
 SELECT to_regtype('vector') IS NOT NULL AS present;
+
+-- name: migrations_table_exists
+-- Read-only: whether this database was ever migrated (the CLI checks before a command).
+SELECT to_regclass('model_eval_gate_migrations') IS NOT NULL AS present;
