@@ -13,9 +13,10 @@ import errno
 import os
 import socket
 import subprocess
-import time
 import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,6 @@ from hostile.harness import (
     require_bubblewrap,
     snapshot,
 )
-from model_eval_gate import sandbox
 from model_eval_gate.sandbox import (
     SandboxOutputError,
     discard_output,
@@ -224,25 +224,35 @@ def test_environment_holds_no_daemon_secrets(hostile, monkeypatch):
 
 
 def test_files_outside_the_model_directory_cannot_be_read(hostile):
-    targets = ["/etc/shadow", "/etc/passwd", "/root/.bashrc", "/root/.pyenv/version", "/work/main/pyproject.toml"]
+    # The interpreter's own directories are bound read-only at their host paths
+    # (a virtualenv under /work, a pyenv under /root, or one in the user's home
+    # when not root): their parents exist in the sandbox, but hold nothing else.
+    from model_eval_gate.sandbox import _interpreter
+
+    binds = [Path(d) for d in _interpreter(sys.executable).bind_dirs]
+    home = Path.home()
+    targets = ["/etc/shadow", "/etc/passwd", "/root/.bashrc", "/root/.pyenv/version", "/work/main/pyproject.toml",
+               str(home / ".bashrc"), str(home / ".ssh" / "id_rsa"), str(home / ".profile")]
+    parents = sorted({str(parent) for bind in binds for parent in bind.parents if str(parent) != "/"})
     result, layout = hostile(
         """
-        report(**{path: attempt(lambda: open(path).read()) for path in ARGS.extra},
-               root_listing=attempt(lambda: os.listdir("/root")),
+        report(**{path: attempt(lambda: open(path).read()) for path in ARGS.extra if not path.startswith("@")},
+               listings={path[1:]: sorted(os.listdir(path[1:])) for path in ARGS.extra if path.startswith("@")},
                top_listing=sorted(os.listdir("/")))
         """,
-        argv_extra=tuple(targets),
+        argv_extra=(*targets, *("@" + p for p in parents)),
     )
     assert result.ok, result
     seen = observations(result)
     for path in targets:
         assert seen[path].startswith("error:"), (path, seen[path])
-    # The interpreter's prefix is bound at its own path, so its top-level
-    # directory exists inside (/root for a pyenv Python, /work for a venv in a
-    # checkout); everything else must be the sandbox's own.
-    interpreter_tops = {d.strip("/").split("/")[0] for d in sandbox._interpreter(sys.executable).bind_dirs}
+    bound_tops = {bind.parts[1] for bind in binds}
     assert set(seen["top_listing"]) <= {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc",
-                                        "dev", "tmp", "model", "split", "out", *interpreter_tops}
+                                        "dev", "tmp", "model", "split", "out", *bound_tops}
+    for parent in parents:
+        # Only the way to a bound directory: no sibling (no .bashrc, no other checkout) is visible.
+        on_the_way = {Path(bind).relative_to(parent).parts[0] for bind in binds if Path(parent) in Path(bind).parents}
+        assert set(seen["listings"][parent]) <= on_the_way, (parent, seen["listings"][parent])
     _assert_secrets_absent(result)
     assert str(layout.root) not in result.stdout
 
