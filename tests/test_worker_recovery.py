@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from gate_world import World
 from invariants import assert_lineage_invariants
+from test_metrics import daemon_counter
 from test_worker import (
     DaemonStarter,
     insert_candidate,
@@ -94,13 +95,13 @@ def test_kill_9_during_an_evaluation_the_job_is_reclaimed_after_its_lease_and_de
 
 def test_a_daemon_that_stalls_past_its_lease_writes_nothing_when_it_wakes(world, conn, start_daemon):
     promoted_root(world)
-    stalled = start_daemon("d1")
+    stalled = start_daemon("d1", env={"METRICS_PORT": "0"})
     write_model(world.settings, "contested", strength=0.95, sleep=1.0)
     insert_candidate(conn, "contested", benchmark_id=world.benchmark.id, parent="root")
     stalled.wait_for("evaluation_started", candidate_id="contested", model="candidate")
     stalled.signal(signal.SIGSTOP)  # a long GC pause, a frozen VM: no heartbeats, no crash
     try:
-        successor = start_daemon("d2")
+        successor = start_daemon("d2", env={"METRICS_PORT": "0"})
         job = wait_decided(conn, "contested", timeout=40, daemons=[successor])
         assert (job["attempt"], job["worker_id"]) == (2, "d2/w1")
         decided = conn.execute("SELECT promotion_notes, superseded_by FROM artifacts a JOIN model_versions mv "
@@ -119,12 +120,15 @@ def test_a_daemon_that_stalls_past_its_lease_writes_nothing_when_it_wakes(world,
                         "ON mv.artifact_id = a.id WHERE a.id = 'contested'").fetchone() == decided
     assert promotion_events(conn, "contested") == 1
     assert stalled.proc.poll() is None  # and it carries on serving
+    # The metrics say so: the stale daemon lost a lease, the successor's sweep took it back.
+    assert daemon_counter(stalled, "lease_losses") == 1
+    assert daemon_counter(successor, "expired_leases_requeued") + daemon_counter(stalled, "expired_leases_requeued") >= 1
     assert_lineage_invariants(conn)
 
 
 def test_terminated_connections_are_reestablished_and_no_candidate_is_lost(world, conn, start_daemon):
     promoted_root(world)
-    daemon = start_daemon("d1")
+    daemon = start_daemon("d1", env={"METRICS_PORT": "0"})
     write_model(world.settings, "during", strength=0.95, sleep=1.5)
     insert_candidate(conn, "during", benchmark_id=world.benchmark.id, parent="root")
     daemon.wait_for("evaluation_started", candidate_id="during", model="candidate")
@@ -152,6 +156,7 @@ def test_terminated_connections_are_reestablished_and_no_candidate_is_lost(world
     winners = [a for a in ("during", "meanwhile") if promotion_events(conn, a)]
     assert winners and all(promotion_events(conn, a) == 1 for a in winners)
     assert daemon.proc.poll() is None
+    assert daemon_counter(daemon, "reconnects") == len(daemon.matching("reconnected")) >= 1
     assert_lineage_invariants(conn)
 
 

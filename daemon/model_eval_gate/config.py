@@ -96,6 +96,11 @@ class Settings:
     retry_base_seconds: float = 5.0
     shutdown_grace_seconds: float = 30.0
 
+    # Prometheus metrics of the daemon: off unless a port is set (0 picks a
+    # free port, logged with the metrics_listening event).
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+
     @property
     def resolved_artifact_root(self) -> Path:
         return self.artifact_root if self.artifact_root is not None else self.home / "artifacts"
@@ -143,6 +148,8 @@ class Settings:
             max_attempts=_parse(environ, "MAX_ATTEMPTS", defaults.max_attempts, int),
             retry_base_seconds=_parse(environ, "RETRY_BASE_SECONDS", defaults.retry_base_seconds, float),
             shutdown_grace_seconds=_parse(environ, "SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds, float),
+            metrics_port=_parse(environ, "METRICS_PORT", None, int),
+            metrics_address=_env(environ, "METRICS_ADDRESS", defaults.metrics_address),
         )
         if settings.workers < 1:
             raise ConfigError(f"{PREFIX}WORKERS must be at least 1")
@@ -150,4 +157,6 @@ class Settings:
             raise ConfigError(f"{PREFIX}N_RESAMPLES and {PREFIX}QUICK_RESAMPLES must be at least 10")
         if settings.heartbeat_seconds >= settings.lease_seconds:
             raise ConfigError(f"{PREFIX}HEARTBEAT_SECONDS must be shorter than {PREFIX}LEASE_SECONDS")
+        if settings.metrics_port is not None and settings.metrics_port > 65535:
+            raise ConfigError(f"{PREFIX}METRICS_PORT={settings.metrics_port} is not a TCP port (0-65535)")
         return settings

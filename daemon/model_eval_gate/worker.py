@@ -53,6 +53,7 @@ from .config import ConfigError, Settings
 from .gate import ClaimedJob, GateCancelled, GateRefused, run_claimed_job
 from .lifecycle import LeaseLost, NotApplicable
 from .logging import get_logger
+from .metrics import DaemonMetrics, MetricsUnavailable
 from .sdnotify import SystemdNotifier
 
 CONTROL_APPLICATION = "model-eval-gate-daemon"
@@ -208,6 +209,8 @@ class Daemon:
         self._dsn: str | None = None
         self._gate_settings = settings
         self._control_deadline = max(MIN_CONTROL_DEADLINE_SECONDS, settings.keepalive_seconds)
+        self.metrics = DaemonMetrics(workers=settings.workers, busy_workers=lambda: len(self._running),
+                                     dsn_source=lambda: self._dsn)
 
     # ----------------------------------------------------------------- run --
 
@@ -230,7 +233,12 @@ class Daemon:
             # every connection, the gates' included, then uses its address.
             self._dsn = db.resolve_dsn(s)
             self._gate_settings = s.with_(dsn=self._dsn)
+            self._serve_metrics()
             self._control_loop()
+        except MetricsUnavailable as exc:
+            self.log.error("metrics_unavailable", error=str(exc),
+                           hint="choose a free MODEL_EVAL_GATE_METRICS_PORT (or unset it to turn the metrics off)")
+            exit_code = 1
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
             self.log.error("schema_missing", error=_one_line(exc),
                            hint="apply the migrations first: model-eval-gate migrate")
@@ -244,9 +252,21 @@ class Daemon:
                 self._stopping.set()
                 self._hurry.set()
             self._shut_down(exit_code)
+            self.metrics.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return exit_code
+
+    def _serve_metrics(self) -> None:
+        if self.settings.metrics_port is None:
+            return
+        try:
+            port = self.metrics.serve(self.settings.metrics_port, self.settings.metrics_address)
+        except OSError as exc:
+            raise MetricsUnavailable(f"cannot listen on {self.settings.metrics_address}:{self.settings.metrics_port}: "
+                                     f"{exc.strerror or exc}") from exc
+        self.log.info("metrics_listening", address=self.settings.metrics_address, port=port,
+                      url=f"http://{self.settings.metrics_address}:{port}/metrics")
 
     def request_stop(self, reason: str) -> None:
         """What SIGTERM does; safe from a signal handler (it only sets events)."""
@@ -295,6 +315,7 @@ class Daemon:
                           requeued_expired=requeued)
         else:
             down = time.monotonic() - self._disconnected_at if self._disconnected_at else None
+            self.metrics.reconnects.inc()
             self.log.info("reconnected", listening=not self.settings.poll_only, requeued_expired=requeued,
                           down_seconds=round(down, 3) if down is not None else None)
             self._publish_status()
@@ -327,6 +348,7 @@ class Daemon:
                 self._notify_times.note([payload.strip() for payload, _ in more], time.time())
                 received += more
             if received:
+                self.metrics.notifications_received.inc(len(received))
                 self._pending.extend(received)
                 self._act_on_notifications(conn)
 
@@ -337,6 +359,9 @@ class Daemon:
         first_sender: dict[str, int] = {}
         for payload, pid in self._pending:
             first_sender.setdefault(payload.strip(), pid)
+        # Copies within one batch ask for nothing new (what a lost connection
+        # leaves in _pending is already distinct, so none is counted twice).
+        self.metrics.notifications_absorbed.inc(len(self._pending) - len(first_sender))
         todo = deque(first_sender.items())
         self._pending.clear()
         try:
@@ -360,6 +385,7 @@ class Daemon:
         except CONNECTION_ERRORS:
             raise
         except (psycopg.errors.CheckViolation, psycopg.errors.NoDataFound) as exc:
+            self.metrics.notifications_refused.inc()
             log.warning("notify_refused", reason=_refusal(exc), sender_pid=sender_pid)
             return
         except psycopg.Error as exc:  # e.g. a payload no artifact id can be; the loop carries on
@@ -368,11 +394,13 @@ class Daemon:
         if row["absorbed_by_status"] is None:
             log.info("gate_requested", job_id=row["job_id"], via="notify", sender_pid=sender_pid)
         else:
+            self.metrics.notifications_absorbed.inc()
             log.debug("notify_absorbed", job_id=row["job_id"], job_status=row["absorbed_by_status"])
 
     def _sweep(self, conn: psycopg.Connection) -> int:
         with self._deadline(conn, "requeue_expired_leases"):
             expired = db.fetch_all(conn, "requeue_expired_leases")
+        self.metrics.leases_expired.inc(len(expired))
         for row in expired:
             self.log.warning("lease_expired", candidate_id=row["artifact_id"], job_id=row["id"],
                              attempt=row["attempt"], job_status=row["status"])
@@ -543,6 +571,7 @@ class Daemon:
         except LeaseLost as exc:
             # The sweep requeued the job when the lease ran out; the fence made
             # sure nothing of ours was written.
+            self.metrics.lease_losses.inc()
             log.warning("lease_lost", error=str(exc))
         except GateCancelled as exc:
             self._hand_back(slot, log, job, why=str(exc))
@@ -556,6 +585,7 @@ class Daemon:
             else:
                 self._retry_or_fail(slot, log, job, max_attempts, exc)
         else:
+            self.metrics.gate_finished(result, time.monotonic() - running.started)
             log.info("job_done", parent_id=result.get("compared_against"), outcome=result.get("outcome"),
                      reason_code=result.get("reason_code"), applied=result.get("applied"),
                      head_moved=result.get("head_moved"), seconds=round(time.monotonic() - running.started, 3),
@@ -565,10 +595,12 @@ class Daemon:
         error = _one_line(exc)
         if job.attempt >= max_attempts:
             if self._settle(slot, log, "fail_job", job, error=error):
+                self.metrics.failures.inc()
                 log.error("job_failed", error=error, attempts=job.attempt, exc_info=exc)
             return
         delay = self._backoff(job.attempt, base=self.settings.retry_base_seconds, cap=RETRY_MAX_DELAY_SECONDS)
         if self._settle(slot, log, "release_job", job, delay_seconds=delay, count_attempt=True, error=error):
+            self.metrics.retries.inc()
             log.warning("retry_scheduled", error=error, retry_in_seconds=round(delay, 3),
                         attempts_left=max_attempts - job.attempt, exc_info=exc)
 
@@ -577,6 +609,7 @@ class Daemon:
                         error=f"handed back: {why}"):
             with self._lock:
                 self._handed_back += 1
+            self.metrics.handed_back.inc()
             log.info("handed_back", why=why)
 
     def _settle(self, slot: _WorkerSlot, log, query: str, job: ClaimedJob, **params) -> bool:
