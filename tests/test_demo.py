@@ -76,6 +76,9 @@ def assert_expected_outcome(home: Path, run: subprocess.CompletedProcess) -> Non
     # Where to look further, pointing at this home.
     assert f"export MODEL_EVAL_GATE_HOME={home}" in out and 'psql' in out and "model-eval-gate status" in out
     assert str(home / "logs" / "daemon.log") in out
+    # Its closing lines say where to see the verdicts in a browser.
+    assert out.rstrip().endswith("then open http://127.0.0.1:8765/")
+    assert f"MODEL_EVAL_GATE_HOME={home} model-eval-gate web" in out
 
     state = database_state(home)
     # The demo's database was reset: one job per gated version, exactly the expected verdicts.
@@ -99,6 +102,21 @@ def assert_expected_outcome(home: Path, run: subprocess.CompletedProcess) -> Non
         assert [e["outcome"] for e in verdict] == [want.outcome]
 
 
+def assert_the_web_shows_the_demo(home: Path) -> None:
+    """`model-eval-gate web` after the demo, as its closing lines say, serves the demo's verdicts."""
+    import urllib.request
+
+    from test_web import web_server
+
+    with web_server({"MODEL_EVAL_GATE_HOME": str(home)}, home / "logs" / "web.log") as url:
+        for artifact_id, want in WATCHED.items():
+            with urllib.request.urlopen(f"{url}/api/verdicts/{artifact_id}", timeout=15) as response:
+                verdict = json.loads(response.read())["verdict"]
+            assert (verdict["outcome"], verdict["reason_code"]) == (want.outcome, want.reason_code)
+        with urllib.request.urlopen(f"{url}/verdicts/{scenario.V3_PRUNED}", timeout=15) as response:
+            assert 'class="forest-plot"' in response.read().decode()
+
+
 @pytest.mark.slow
 def test_the_demo_runs_end_to_end_and_reruns_from_scratch(demo_home):
     first = run_cli("demo", "--home", str(demo_home))
@@ -108,6 +126,7 @@ def test_the_demo_runs_end_to_end_and_reruns_from_scratch(demo_home):
 
     second = run_cli("demo", "--home", str(demo_home))
     assert_expected_outcome(demo_home, second)
+    assert_the_web_shows_the_demo(demo_home)
 
     stopped = run_cli("demo", "--stop", "--home", str(demo_home))
     assert stopped.returncode == 0, stopped.stderr

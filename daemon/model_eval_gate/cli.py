@@ -324,6 +324,18 @@ def cmd_similar(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_web(args, settings: Settings) -> int:
+    from .web.server import WebServerError, serve, web_dsn
+
+    check_schema(settings.with_(dsn=web_dsn(settings)))
+    try:
+        return serve(settings, host=args.host, port=args.port, root_path=args.root_path.rstrip("/"),
+                     refresh_seconds=args.refresh)
+    except WebServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
 def cmd_demo(args, settings: Settings) -> int:
     from .demo.runner import DemoError, run_demo, stop_demo
 
@@ -505,6 +517,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_positive_int, default=10, metavar="N", help="how many to list (default 10)")
     p.add_argument("--benchmark", metavar="ID",
                    help="benchmark to compare on (default: that of the version's latest stored evaluation)")
+
+    # Its own schema check, on the database it reads (MODEL_EVAL_GATE_WEB_DSN may name another role).
+    p = _add(sub, "web", cmd_web, "serve the read-only web pages: verdicts, lineages, queue, benchmarks",
+             "Serve read-only web pages and their JSON twins (/api/...): a page per verdict with its forest "
+             "plot, per lineage, the queue and the benchmarks. Binds 127.0.0.1 and has no login of its own: "
+             "put it behind an authenticating reverse proxy to share it (docs/web.md). Reads "
+             "MODEL_EVAL_GATE_WEB_DSN if set (e.g. a read-only role), else the usual database.",
+             needs_schema=False)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--root-path", default="", metavar="PREFIX",
+                   help="the path prefix a reverse proxy serves it under, e.g. /gate")
+    p.add_argument("--refresh", type=_positive_int, default=5, metavar="SECONDS",
+                   help="how often the queue page reloads itself (default 5)")
     return parser
 
 

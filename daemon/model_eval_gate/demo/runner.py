@@ -495,6 +495,13 @@ class DemoRun:
         c.line(f"migration report {self.paths.report}; demo log {self.paths.demo_log}")
         c.line(f"stop the demo's database: model-eval-gate demo --stop{self._home_flag()}")
 
+    def print_web_address(self) -> None:
+        from ..web.server import DEFAULT_PORT
+
+        self.console.raw(f"See every verdict, the lineage and the queue in a browser (read-only):\n"
+                         f"  {PREFIX}HOME={self.paths.home} model-eval-gate web\n"
+                         f"  then open http://127.0.0.1:{DEFAULT_PORT}/")
+
     def _home_flag(self) -> str:
         return "" if self.paths.home == default_demo_home() else f" --home {self.paths.home}"
 
@@ -544,6 +551,7 @@ class DemoRun:
                 c.raw(f"FAILED: {failure}")
             return 1
         c.raw(f"\nAll {len(verdicts)} verdicts are the expected ones ({c.elapsed:.1f}s).")
+        self.print_web_address()
         return 0
 
 
