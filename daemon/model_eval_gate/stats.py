@@ -18,18 +18,24 @@ Resample r of a run with seed s is row r of
 ``numpy.random.default_rng(s).integers(0, n, size=(n_resamples, n))``: the
 positions scipy.stats.bootstrap draws from a Generator with that seed.  The
 rows are drawn chunk by chunk from the one Generator in order, and every
-metric value is computed row by row (integer arithmetic for the rank metrics,
-numpy's per-row pairwise sums for the mean metrics), so any chunk size gives
-bit-identical results; chunks only bound memory.  A helper thread draws the
-next chunk while the current one is scored; it draws every chunk, in order,
-so it changes timing only.
+metric value is a function of the row's draw counts alone, computed row by
+row in a fixed order: integer arithmetic for the rank metrics; for a mean
+metric, numpy's pairwise sum of count x value in example order (what
+`Metric.weighted` computes); for average precision, the pairwise sum of the
+positives' terms in ascending score order.  So any chunk size, thread count
+or engine gives bit-identical results; chunks only bound memory.
+
+Two engines compute exactly that.  The numpy path below (a helper thread
+draws the next chunk while the current one is scored) is the reference; the
+compiled kernel in statistics/compiled_bootstrap.py (numba, on every core)
+does the same arithmetic in fused loops, 10-20 times faster at a million
+examples.  BOOTSTRAP_ENGINE chooses.
 
 Performance: the scores are sorted once per model; a resample then costs a
 few O(n) passes (count the draws, gather the counts in score order,
-cumulative-sum, gather, dot) instead of a sort; the two models' AUROC pair
-counts share one weighted sum.  benchmarks/bench_bootstrap.py measures it
-against drawing the positions alone and against scipy; docs/performance.md
-has the figures and the profile.
+cumulative-sum, gather, dot) instead of a sort.  benchmarks/bench_bootstrap.py
+measures both engines against drawing the positions alone and against scipy;
+docs/performance.md has the figures and the profile.
 
 Undefined values are never NaN in a result: a resample in which a rank metric
 is undefined (all its examples share one label) is dropped and counted
@@ -78,8 +84,24 @@ CHUNK_MEMORY_BUDGET_BYTES = 64 * 2**20
 #: resamples per chunk for 100,000 examples, a few hundred for 1,000).
 CHUNK_TARGET_BYTES = 12 * 2**20
 
-#: Draw the next chunk's positions on a helper thread while this one is scored.
+#: Draw the next chunk's positions on a helper thread while this one is scored
+#: (the numpy path).
 PREFETCH_DRAWS = True
+
+#: Which engine computes the resamples' metric values; both give the same
+#: bits.  "auto": the compiled kernel (statistics/compiled_bootstrap.py:
+#: numba, every core) for runs of at least COMPILED_MIN_DRAWS drawn positions
+#: when numba imports, else numpy.  "numpy": always the numpy path below, the
+#: reference the kernel is tested against.  "compiled": the kernel, or an error.
+BOOTSTRAP_ENGINE = "auto"
+
+#: Below this many drawn positions (examples x resamples) "auto" stays with
+#: numpy: it takes well under a second there, less than importing numba and
+#: loading the kernel's cached machine code into a fresh process.
+COMPILED_MIN_DRAWS = 2**23
+
+#: Threads of the compiled kernel; None: every core this process may run on.
+BOOTSTRAP_THREADS: int | None = None
 
 DEFAULT_N_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
@@ -476,6 +498,9 @@ class _RankLayout:
         positive_order = np.argsort(positive_scores, kind="stable")
         self.negatives_by_score = split.negatives[negative_order]
         self.positives_by_score = split.positives[positive_order]
+        # Average precision sums its terms in this order (ascending score,
+        # ties in label order): the order the compiled kernel meets them in.
+        self.positive_order = positive_order
         sorted_negatives = negative_scores[negative_order]
         sorted_positives = positive_scores[positive_order]
 
@@ -629,7 +654,7 @@ def _average_precision(view: _CountView, layout: _RankLayout, role: str = "model
     at_or_above += at_or_above == 0
     precision /= at_or_above
     precision *= view.positive_counts
-    summed = precision.sum(axis=1)
+    summed = _take_columns(precision, layout.positive_order).sum(axis=1)
     return np.divide(summed, view.positive_total, out=np.zeros(summed.shape), where=view.positive_total > 0)
 
 
@@ -687,9 +712,10 @@ class _Chunk:
 
 
 class _Resamples(NamedTuple):
-    """What a statistic scores: a chunk's positions and, for rank metrics, its shared count view."""
+    """What a statistic scores: a chunk's positions and counts and, for rank metrics, its shared count view."""
 
     indices: np.ndarray
+    counts: np.ndarray
     view: _CountView | None
 
 
@@ -704,14 +730,34 @@ class _PairedStatistic:
         """(candidate - parent per resample, mask of resamples where defined or None for all)."""
         raise NotImplementedError
 
+    def take_mean_columns(self) -> list[np.ndarray]:
+        """Per-example values whose resampled sums the compiled kernel is to return.
 
-def _resampled_means(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """Mean of `values` over each row of drawn positions.
+        Hands them over: the statistic keeps no reference (the kernel copies
+        them into one matrix, and a million examples' columns are 8 MB each).
+        """
+        return []
 
-    Gather-and-sum row by row: numpy's pairwise sum over one row does not
-    depend on how many rows the chunk holds, so chunking cannot change a bit.
+    def deltas_from_sums(self, sums: Any, first_column: int, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """resampled_deltas from the compiled kernel's sums (its columns start at first_column).
+
+        The same numpy operations as resampled_deltas on the same numbers, so
+        the results are bit-identical.
+        """
+        raise NotImplementedError
+
+
+def _resampled_means(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Mean of `values` under each row of draw counts: sum_j c_j v_j / n.
+
+    The products are summed in example order by numpy's pairwise sum, row
+    by row, so chunking cannot change a bit, and the compiled kernel walks
+    the same order (statistics/compiled_bootstrap.py).  This is
+    Metric.weighted's sum; summing the gathered values in draw order (as
+    before) rounds differently in the last bits and costs a random read
+    per draw instead of a streaming pass.
     """
-    return np.take(values, indices, mode="wrap").sum(axis=1) / indices.shape[1]
+    return np.multiply(counts, values, dtype=np.float64).sum(axis=1) / counts.shape[1]
 
 
 class _MeanDelta(_PairedStatistic):
@@ -727,7 +773,14 @@ class _MeanDelta(_PairedStatistic):
         self._differences = cand_values - parent_values
 
     def resampled_deltas(self, resamples):
-        return _resampled_means(self._differences, resamples.indices), None
+        return _resampled_means(self._differences, resamples.counts), None
+
+    def take_mean_columns(self):
+        columns, self._differences = [self._differences], None
+        return columns
+
+    def deltas_from_sums(self, sums, first_column, n):
+        return sums.mean_sums[:, first_column] / n, None
 
 
 class _RootMeanDelta(_PairedStatistic):
@@ -740,15 +793,30 @@ class _RootMeanDelta(_PairedStatistic):
         self.parent_value = math.sqrt(float(np.sum(self._parent) / n))
 
     def resampled_deltas(self, resamples):
-        candidate = np.sqrt(_resampled_means(self._candidate, resamples.indices))
-        parent = np.sqrt(_resampled_means(self._parent, resamples.indices))
+        candidate = np.sqrt(_resampled_means(self._candidate, resamples.counts))
+        parent = np.sqrt(_resampled_means(self._parent, resamples.counts))
+        return candidate - parent, None
+
+    def take_mean_columns(self):
+        columns, self._candidate, self._parent = [self._candidate, self._parent], None, None
+        return columns
+
+    def deltas_from_sums(self, sums, first_column, n):
+        candidate = np.sqrt(sums.mean_sums[:, first_column] / n)
+        parent = np.sqrt(sums.mean_sums[:, first_column + 1] / n)
         return candidate - parent, None
 
 
 class _RankDelta(_PairedStatistic):
     def __init__(self, metric: Metric, y, candidate, parent, split: _LabelSplit,
-                 layouts: dict[str, _RankLayout]):
+                 layouts: dict[str, _RankLayout] | None, point_values: tuple[float, float] | None = None):
+        # layouts None: the compiled kernel scores the resamples, and gave the
+        # full-data values (point_values) from counts of one.
         self.metric = metric
+        if layouts is None:
+            assert point_values is not None
+            self.candidate_value, self.parent_value = point_values
+            return
         self._candidate = layouts["candidate"]
         self._parent = layouts["parent"]
         self.candidate_value = _point_value(metric, y, candidate, split, self._candidate)
@@ -768,6 +836,24 @@ class _RankDelta(_PairedStatistic):
                       - _average_precision(view, self._parent, "parent"))
         return deltas, defined
 
+    def deltas_from_sums(self, sums, first_column, n):
+        # Column 0 of the kernel's rank sums is the candidate, column 1 the parent.
+        positive_total = sums.positive_totals
+        negative_total = n - positive_total
+        defined = (positive_total > 0) & (negative_total > 0)
+        if self.metric.kind is MetricKind.AUROC:
+            twice_delta = sums.twice_wins[:, 0] - sums.twice_wins[:, 1]
+            pairs = positive_total * negative_total
+            deltas = np.divide(twice_delta, 2 * pairs, out=np.zeros(pairs.shape), where=defined)
+        else:
+            has_positives = positive_total > 0
+            candidate = np.divide(sums.ap_sums[:, 0], positive_total, out=np.zeros(positive_total.shape),
+                                  where=has_positives)
+            parent = np.divide(sums.ap_sums[:, 1], positive_total, out=np.zeros(positive_total.shape),
+                               where=has_positives)
+            deltas = candidate - parent
+        return deltas, defined
+
 
 def _metric_column(task: str, predictions: np.ndarray, column: int) -> np.ndarray:
     """What metric number `column` scores: its own value column when self-scored, else everything."""
@@ -777,14 +863,23 @@ def _metric_column(task: str, predictions: np.ndarray, column: int) -> np.ndarra
 
 
 def _paired_statistics(task: str, metrics: Sequence[Metric], y, candidate, parent,
-                       split: _LabelSplit | None) -> list[_PairedStatistic]:
+                       split: _LabelSplit | None, kernel_ranks: Any = None) -> list[_PairedStatistic]:
+    """One _PairedStatistic per metric.
+
+    kernel_ranks (a compiled_bootstrap.RankSums of the full data) when the
+    compiled kernel is to score the resamples: the rank metrics then take
+    their full-data values from it and build no numpy layouts.
+    """
     rank_metrics = [m for m in metrics if m.kind.is_rank]
-    layouts: dict[str, _RankLayout] = {}
+    layouts: dict[str, _RankLayout] | None = {}
     if rank_metrics:
         assert split is not None
         if split.positives.size == 0 or split.negatives.size == 0:  # the clearer error, before any work
             _point_value(rank_metrics[0], y, candidate, split)
-        layouts = {"candidate": _RankLayout(candidate, split), "parent": _RankLayout(parent, split)}
+        if kernel_ranks is None:
+            layouts = {"candidate": _RankLayout(candidate, split), "parent": _RankLayout(parent, split)}
+        else:
+            layouts = None
     statistics: list[_PairedStatistic] = []
     for column, metric in enumerate(metrics):
         cand, par = _metric_column(task, candidate, column), _metric_column(task, parent, column)
@@ -794,7 +889,16 @@ def _paired_statistics(task: str, metrics: Sequence[Metric], y, candidate, paren
             statistics.append(_RootMeanDelta(metric, y, cand, par))
         else:
             assert split is not None
-            statistics.append(_RankDelta(metric, y, cand, par, split, layouts))
+            point_values = None
+            if layouts is None:
+                sums = kernel_ranks
+                if metric.kind is MetricKind.AUROC:
+                    pairs = 2 * int(sums.positive_totals[0]) * (candidate.shape[0] - int(sums.positive_totals[0]))
+                    point_values = tuple(float(np.divide(sums.twice_wins[0, m], pairs)) for m in (0, 1))
+                else:
+                    point_values = tuple(float(np.divide(sums.ap_sums[0, m], sums.positive_totals[0]))
+                                         for m in (0, 1))
+            statistics.append(_RankDelta(metric, y, cand, par, split, layouts, point_values))
     return statistics
 
 
@@ -809,9 +913,9 @@ _CHUNK_BYTES = {MetricKind.MEAN: 8, MetricKind.ROOT_MEAN: 16, MetricKind.AUROC: 
 def chunk_bytes_per_example(metrics: Sequence[Metric]) -> int:
     """Working memory one resample needs per example when `metrics` share the resamples."""
     has_rank_metric = any(m.kind.is_rank for m in metrics)
-    # int64 positions, and for rank metrics int32 counts plus their positive
-    # columns, for the chunk being scored and the one being drawn.
-    return 16 + (16 if has_rank_metric else 0) + sum(_CHUNK_BYTES[m.kind] for m in metrics)
+    # int64 positions for the chunk being scored and the one being drawn,
+    # int32 counts, and for rank metrics their positive columns.
+    return 20 + (12 if has_rank_metric else 0) + sum(_CHUNK_BYTES[m.kind] for m in metrics)
 
 
 def default_chunk_size(n_examples: int, bytes_per_example: int) -> int:
@@ -907,6 +1011,68 @@ def _validated_run_settings(n_resamples: Any, seed: Any, confidence: Any, chunk_
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
 
 
+def _numpy_deltas(statistics: Sequence[_PairedStatistic], split: _LabelSplit | None, n: int, *, n_resamples: int,
+                  seed: int, rows: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every statistic's resampled deltas and defined-masks, chunk by chunk with numpy."""
+    deltas = [np.empty(n_resamples) for _ in statistics]
+    defined = [np.ones(n_resamples, dtype=bool) for _ in statistics]
+    workspace = _Workspace()
+    with contextlib.closing(_drawn_chunks(n, n_resamples, rows, seed, with_counts=True)) as chunks:
+        for chunk in chunks:
+            view = None if split is None else _CountView(chunk.counts, split, workspace, row_total=n)
+            resamples = _Resamples(chunk.indices, chunk.counts, view)
+            for statistic, out, ok in zip(statistics, deltas, defined):
+                values, mask = statistic.resampled_deltas(resamples)
+                out[chunk.start:chunk.stop] = values
+                if mask is not None:
+                    ok[chunk.start:chunk.stop] = mask
+    return deltas, defined
+
+
+def _compiled_engine(n_examples: int, n_resamples: int) -> Any:
+    """The compiled kernel's module if it is to resample these examples, else None (numpy)."""
+    n_draws = n_examples * n_resamples
+    if BOOTSTRAP_ENGINE not in ("auto", "numpy", "compiled"):
+        raise ValueError(f"BOOTSTRAP_ENGINE must be 'auto', 'numpy' or 'compiled', got {BOOTSTRAP_ENGINE!r}")
+    if BOOTSTRAP_ENGINE == "numpy" or (BOOTSTRAP_ENGINE == "auto" and n_draws < COMPILED_MIN_DRAWS):
+        return None
+    from .statistics import compiled_bootstrap
+
+    if not compiled_bootstrap.AVAILABLE:
+        if BOOTSTRAP_ENGINE == "compiled":
+            raise RuntimeError("BOOTSTRAP_ENGINE is 'compiled' but numba does not import (pip install numba)")
+        return None
+    if n_examples >= compiled_bootstrap.MAX_EXAMPLES:  # beyond its int32 positions
+        if BOOTSTRAP_ENGINE == "compiled":
+            raise ValueError(f"the compiled bootstrap takes fewer than {compiled_bootstrap.MAX_EXAMPLES} examples")
+        return None
+    return compiled_bootstrap
+
+
+def _compiled_deltas(kernel: Any, statistics: Sequence[_PairedStatistic], rank_orders: Any, split: _LabelSplit | None,
+                     n: int, *, n_resamples: int, seed: int, rows: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """_numpy_deltas' results, bit for bit, from the compiled kernel on every core."""
+    columns: list[np.ndarray | None] = []
+    first_columns = []
+    for statistic in statistics:
+        first_columns.append(len(columns))
+        columns.extend(statistic.take_mean_columns())
+    mean_values = np.empty((len(columns), n))
+    for row, column in enumerate(columns):  # each column freed as soon as it is copied
+        mean_values[row], columns[row] = column, None
+    rank_kinds = {s.metric.kind for s in statistics if s.metric.kind.is_rank}
+    sums = kernel.resampled_sums(
+        n_examples=n, n_resamples=n_resamples, seed=seed, mean_values=mean_values, ranks=rank_orders,
+        positives=None if split is None else split.positives,
+        want_ap=MetricKind.AVERAGE_PRECISION in rank_kinds, threads=BOOTSTRAP_THREADS, rows=rows)
+    deltas, defined = [], []
+    for statistic, first in zip(statistics, first_columns):
+        values, mask = statistic.deltas_from_sums(sums, first, n)
+        deltas.append(values)
+        defined.append(np.ones(n_resamples, dtype=bool) if mask is None else mask)
+    return deltas, defined
+
+
 def _run(task: str, metrics: Sequence[Metric], y_true, candidate, parent, *, n_resamples: int, seed: int,
          confidence: float, chunk_size: int | None) -> dict[str, BootstrapResult]:
     _validated_run_settings(n_resamples, seed, confidence, chunk_size)
@@ -922,21 +1088,20 @@ def _run(task: str, metrics: Sequence[Metric], y_true, candidate, parent, *, n_r
 
     has_rank_metric = any(m.kind.is_rank for m in metrics)
     split = _LabelSplit(y) if has_rank_metric else None
-    statistics = _paired_statistics(task, metrics, y, cand, par, split)
-    rows = int(chunk_size) if chunk_size is not None else default_chunk_size(n, chunk_bytes_per_example(metrics))
-
-    deltas = [np.empty(n_resamples) for _ in statistics]
-    defined = [np.ones(n_resamples, dtype=bool) for _ in statistics]
-    workspace = _Workspace()
-    with contextlib.closing(_drawn_chunks(n, n_resamples, rows, seed, with_counts=has_rank_metric)) as chunks:
-        for chunk in chunks:
-            view = None if split is None else _CountView(chunk.counts, split, workspace, row_total=n)
-            resamples = _Resamples(chunk.indices, view)
-            for statistic, out, ok in zip(statistics, deltas, defined):
-                values, mask = statistic.resampled_deltas(resamples)
-                out[chunk.start:chunk.stop] = values
-                if mask is not None:
-                    ok[chunk.start:chunk.stop] = mask
+    kernel = _compiled_engine(n, n_resamples)
+    if kernel is not None:
+        rank_orders = kernel_ranks = None
+        if has_rank_metric and split.positives.size and split.negatives.size:
+            rank_orders = kernel.rank_orders((cand, par), y == 1)
+            kernel_ranks = kernel.full_data_sums(rank_orders, split.positives,
+                                                 want_ap=any(m.kind is MetricKind.AVERAGE_PRECISION for m in metrics))
+        statistics = _paired_statistics(task, metrics, y, cand, par, split, kernel_ranks)
+        deltas, defined = _compiled_deltas(kernel, statistics, rank_orders, split, n, n_resamples=n_resamples,
+                                           seed=seed, rows=chunk_size)
+    else:
+        statistics = _paired_statistics(task, metrics, y, cand, par, split)
+        rows = int(chunk_size) if chunk_size is not None else default_chunk_size(n, chunk_bytes_per_example(metrics))
+        deltas, defined = _numpy_deltas(statistics, split, n, n_resamples=n_resamples, seed=seed, rows=rows)
 
     results: dict[str, BootstrapResult] = {}
     for statistic, values, ok in zip(statistics, deltas, defined):

@@ -1,0 +1,139 @@
+"""statistics/compiled_bootstrap.py: the compiled kernel gives stats.py's numpy results bit for bit.
+
+The numpy path is the reference (tests/test_stats.py holds it to scipy and
+to direct loops); here every result of the kernel must EQUAL it, for every
+task, with ties, whatever the chunking and the number of threads.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from model_eval_gate import stats
+from model_eval_gate.statistics import compiled_bootstrap
+
+BINARY = ("auroc", "average_precision", "accuracy", "log_loss", "brier")
+
+if not compiled_bootstrap.AVAILABLE:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("numba does not import: the compiled bootstrap (a dependency) is missing under CI")
+    pytest.skip("numba is not installed", allow_module_level=True)
+
+
+def run(engine: str, *args, threads: int | None = None, **kwargs):
+    previous = stats.BOOTSTRAP_ENGINE, stats.BOOTSTRAP_THREADS
+    stats.BOOTSTRAP_ENGINE, stats.BOOTSTRAP_THREADS = engine, threads
+    try:
+        return stats.paired_bootstrap_many(*args, **kwargs)
+    except stats.MetricUndefined as exc:
+        return f"MetricUndefined: {exc}"
+    finally:
+        stats.BOOTSTRAP_ENGINE, stats.BOOTSTRAP_THREADS = previous
+
+
+def binary_case(rng: np.random.Generator):
+    n = int(rng.integers(2, 1500))
+    y = (rng.random(n) < rng.uniform(0.05, 0.95)).astype(np.float64)
+    candidate = np.clip(0.3 * y + rng.random(n) * 0.7, 0.0, 1.0)
+    parent = np.clip(candidate + rng.normal(0.0, 0.2, n), 0.0, 1.0)
+    decimals = rng.choice([0, 1, 2, 3, 0])  # 0: no rounding; 1-3: many ties, across labels too
+    if decimals:
+        candidate, parent = np.round(candidate, decimals), np.round(parent, decimals)
+    return n, y, candidate, parent
+
+
+def test_binary_results_equal_the_numpy_engine_whatever_the_chunks_and_threads():
+    rng = np.random.default_rng(20261202)
+    for case in range(40):
+        n, y, candidate, parent = binary_case(rng)
+        n_resamples = int(rng.integers(2, 250))
+        seed = int(rng.integers(0, 2**63))
+        reference = run("numpy", "binary", list(BINARY), y, candidate, parent, n_resamples=n_resamples, seed=seed)
+        for chunk_size, threads in ((None, None), (1, 2), (7, 3), (None, 1)):
+            assert run("compiled", "binary", list(BINARY), y, candidate, parent, n_resamples=n_resamples,
+                       seed=seed, chunk_size=chunk_size, threads=threads) == reference, (case, n, chunk_size, threads)
+
+
+def test_single_metrics_and_other_tasks_equal_the_numpy_engine():
+    rng = np.random.default_rng(7)
+    for case in range(15):
+        n = int(rng.integers(2, 2000))
+        n_resamples, seed = int(rng.integers(2, 200)), int(rng.integers(0, 2**40))
+        _, y, candidate, parent = binary_case(rng)
+        for name in BINARY:
+            assert (run("compiled", "binary", [name], y, candidate, parent, n_resamples=n_resamples, seed=seed)
+                    == run("numpy", "binary", [name], y, candidate, parent, n_resamples=n_resamples, seed=seed))
+        labels = rng.normal(size=n)
+        values = (labels + rng.normal(0.0, 1.0, n), labels + rng.normal(0.0, 1.2, n))
+        assert (run("compiled", "regression", ["rmse", "mae"], labels, *values, n_resamples=n_resamples, seed=seed)
+                == run("numpy", "regression", ["rmse", "mae"], labels, *values, n_resamples=n_resamples, seed=seed))
+        classes = int(rng.integers(2, 11))
+        labels = rng.integers(0, classes, n).astype(np.float64)
+        probabilities = (rng.dirichlet(np.ones(classes), n), rng.dirichlet(np.ones(classes), n))
+        assert (run("compiled", "multiclass", ["accuracy", "log_loss"], labels, *probabilities,
+                    n_resamples=n_resamples, seed=seed)
+                == run("numpy", "multiclass", ["accuracy", "log_loss"], labels, *probabilities,
+                       n_resamples=n_resamples, seed=seed))
+        scored = (rng.normal(size=(n, 2)), rng.normal(size=(n, 2)))
+        kwargs = dict(n_resamples=n_resamples, seed=seed, self_scored_higher_is_better={"a": True, "b": False})
+        assert (run("compiled", "self_scored", ["a", "b"], None, *scored, **kwargs)
+                == run("numpy", "self_scored", ["a", "b"], None, *scored, **kwargs))
+
+
+def test_a_count_past_255_is_recounted_wide():
+    """uint8 counts wrap at 256: such a row must be scored with int32 counts, not wrapped ones.
+
+    Real draws of n >= 256 reach 256 copies of one example essentially
+    never, so the row is made by hand: every draw lands on example 0 or 1.
+    """
+    n = 300
+    rng = np.random.default_rng(3)
+    y = np.zeros(n)
+    y[::3] = 1.0
+    candidate, parent = np.round(rng.random(n), 1), np.round(rng.random(n), 1)
+    positive = y == 1
+    ranks = compiled_bootstrap.rank_orders((candidate, parent), positive)
+    positives = np.flatnonzero(positive).astype(np.int64)
+    values = np.ascontiguousarray(np.stack([rng.normal(size=n), rng.normal(size=n)]))
+    drawn = np.where(rng.random((2, n)) < 0.5, 0, 1).astype(np.int32)  # row 1: ~150 on each, fits a uint8
+    drawn[0, :] = 0  # row 0: all 300 draws on example 0 (a positive): wraps a uint8
+    outputs = (np.empty((2, 2)), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2)), np.zeros(2, dtype=np.int64))
+    narrow = np.zeros(n, dtype=np.uint8)
+    compiled_bootstrap._score_rows(
+        drawn, values, ranks.orders, ranks.flags, positives, True,
+        narrow, np.empty(n, dtype=np.uint8), np.empty((positives.size + 1, 3), dtype=np.int32),
+        np.empty(positives.size), *outputs)
+    assert not narrow.any()  # left zeroed for the next row
+    mean_sums, twice_wins, ap_sums, positive_totals = outputs
+    split = stats._LabelSplit(y)
+    layouts = [stats._RankLayout(candidate, split), stats._RankLayout(parent, split)]
+    for r in range(2):
+        counts = np.bincount(drawn[r], minlength=n).astype(np.int64)[None, :]
+        assert mean_sums[r].tolist() == np.multiply(counts, values, dtype=np.float64).sum(axis=1).tolist()
+        view = stats._CountView(counts, split)
+        assert positive_totals[r] == view.positive_total[0]
+        for model, layout in enumerate(layouts):
+            role = f"model {model}"  # the view caches cumulative counts per role
+            assert twice_wins[r, model] == stats._auroc_twice_wins(view, layout, role)[0]
+            assert ap_sums[r, model] / positive_totals[r] == stats._average_precision(view, layout, role)[0]
+
+
+def test_auto_uses_the_kernel_for_large_runs_only(monkeypatch):
+    monkeypatch.setattr(stats, "BOOTSTRAP_ENGINE", "auto")
+    assert stats._compiled_engine(1000, 1000) is None  # numpy is quicker than loading the kernel
+    assert stats._compiled_engine(100_000, 1000) is compiled_bootstrap
+    monkeypatch.setattr(stats, "BOOTSTRAP_ENGINE", "numpy")
+    assert stats._compiled_engine(100_000, 1000) is None
+    monkeypatch.setattr(stats, "BOOTSTRAP_ENGINE", "compiled")
+    assert stats._compiled_engine(10, 10) is compiled_bootstrap
+    monkeypatch.setattr(stats, "BOOTSTRAP_ENGINE", "fast")
+    with pytest.raises(ValueError, match="BOOTSTRAP_ENGINE must be"):
+        stats._compiled_engine(10, 10)
+
+
+def test_the_kernel_refuses_arguments_of_another_type():
+    """Compiled for fixed signatures: a wrong dtype is an error, never a silent new compilation."""
+    with pytest.raises(TypeError):
+        compiled_bootstrap._pairwise_sum(np.ones(10, dtype=np.float32), 0, 10)
