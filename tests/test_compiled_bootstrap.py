@@ -76,10 +76,13 @@ def test_single_metrics_and_other_tasks_equal_the_numpy_engine():
                     n_resamples=n_resamples, seed=seed)
                 == run("numpy", "multiclass", ["accuracy", "log_loss"], labels, *probabilities,
                        n_resamples=n_resamples, seed=seed))
-        scored = (rng.normal(size=(n, 2)), rng.normal(size=(n, 2)))
-        kwargs = dict(n_resamples=n_resamples, seed=seed, self_scored_higher_is_better={"a": True, "b": False})
-        assert (run("compiled", "self_scored", ["a", "b"], None, *scored, **kwargs)
-                == run("numpy", "self_scored", ["a", "b"], None, *scored, **kwargs))
+        # Self-scored: real values, small integers (summed exactly in int8) and integers too large for int8.
+        scored = tuple(np.column_stack([rng.normal(size=n), rng.integers(-3, 4, n), rng.integers(0, 1000, n)])
+                       .astype(np.float64) for _ in range(2))
+        kwargs = dict(n_resamples=n_resamples, seed=seed,
+                      self_scored_higher_is_better={"a": True, "b": False, "c": True})
+        assert (run("compiled", "self_scored", ["a", "b", "c"], None, *scored, **kwargs)
+                == run("numpy", "self_scored", ["a", "b", "c"], None, *scored, **kwargs))
 
 
 def test_a_count_past_255_is_recounted_wide():
@@ -101,10 +104,11 @@ def test_a_count_past_255_is_recounted_wide():
     drawn[0, :] = 0  # row 0: all 300 draws on example 0 (a positive): wraps a uint8
     outputs = (np.empty((2, 2)), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2)), np.zeros(2, dtype=np.int64))
     narrow = np.zeros(n, dtype=np.uint8)
+    means = (values, np.arange(2), np.empty((0, n), dtype=np.int8), np.empty(0, dtype=np.int64))
     compiled_bootstrap._score_rows(
-        drawn, values, ranks.orders, ranks.flags, positives, True,
-        narrow, np.empty(n, dtype=np.uint8), np.empty((positives.size + 1, 3), dtype=np.int32),
-        np.empty(positives.size), *outputs)
+        drawn, *means, ranks.orders, ranks.flags, ranks.untied, positives, True,
+        np.empty((positives.size + 1, 3), dtype=np.int32), np.empty(positives.size),
+        narrow, np.empty(n, dtype=np.uint8), *outputs)
     assert not narrow.any()  # left zeroed for the next row
     mean_sums, twice_wins, ap_sums, positive_totals = outputs
     split = stats._LabelSplit(y)
@@ -118,6 +122,70 @@ def test_a_count_past_255_is_recounted_wide():
             role = f"model {model}"  # the view caches cumulative counts per role
             assert twice_wins[r, model] == stats._auroc_twice_wins(view, layout, role)[0]
             assert ap_sums[r, model] / positive_totals[r] == stats._average_precision(view, layout, role)[0]
+
+
+def test_the_kernels_stream_is_numpys():
+    """Generator.integers(0, n) values, row after row, a rejection-heavy bound (n = 3 * 2**29) included."""
+    assert compiled_bootstrap.stream_matches_numpy()
+    for seed, n in ((0, 2), (1, 1000), (2**40 + 3, 1_000_003), (5, 3 * 2**29), (6, 2**31 - 2)):
+        state, reference = compiled_bootstrap.generator_state(seed), np.random.default_rng(seed)
+        for length in (1, 7, 1000):  # odd lengths leave a half-word buffered for the next row
+            ours = np.empty(length, dtype=np.int32)
+            compiled_bootstrap._draw(state, n, ours, False)
+            assert ours.tolist() == reference.integers(0, n, size=length).tolist(), (seed, n, length)
+
+
+def test_own_stream_and_numpy_positions_give_the_same_sums():
+    rng = np.random.default_rng(11)
+    n, y, candidate, parent = binary_case(rng)
+    positive = y == 1
+    if positive.all() or not positive.any():
+        y[:2], positive = [0.0, 1.0], y == 1
+    ranks = compiled_bootstrap.rank_orders((candidate, parent), positive)
+    results = [compiled_bootstrap.resampled_sums(
+        n_examples=n, n_resamples=57, seed=99, mean_columns=[candidate - parent, np.sign(candidate - parent)],
+        ranks=ranks,
+        positives=np.flatnonzero(positive), want_ap=True, threads=2, rows=5, own_stream=own) for own in (True, False)]
+    for field in ("mean_sums", "twice_wins", "ap_sums", "positive_totals"):
+        assert np.array_equal(getattr(results[0], field), getattr(results[1], field)), field
+
+
+def test_a_wrapped_count_is_drawn_again_and_counted_wide():
+    """_draw reports a uint8 count that wraps; _score_count_rows then redraws the row from its saved state."""
+    n = 300
+    full = np.full(n, 255, dtype=np.uint8)
+    assert compiled_bootstrap._draw(compiled_bootstrap.generator_state(1), n, full, True)  # 255 + 1 wraps
+    fresh = np.zeros(n, dtype=np.uint8)
+    assert not compiled_bootstrap._draw(compiled_bootstrap.generator_state(1), n, fresh, True)
+
+    rng = np.random.default_rng(4)
+    y = (rng.random(n) < 0.4).astype(np.float64)
+    candidate, parent = rng.random(n), np.round(rng.random(n), 1)
+    positive = y == 1
+    ranks = compiled_bootstrap.rank_orders((candidate, parent), positive)
+    positives = np.flatnonzero(positive).astype(np.int64)
+    values = np.ascontiguousarray(np.stack([rng.normal(size=n)]))
+    means = (values, np.arange(1), np.empty((0, n), dtype=np.int8), np.empty(0, dtype=np.int64))
+    states = np.stack([compiled_bootstrap.generator_state(seed) for seed in (8, 9)])
+    narrow = np.full((2, n), 77, dtype=np.uint8)  # garbage: row 0 is marked wrapped and must not be read
+    drawn = np.empty(n, dtype=np.int32)
+    compiled_bootstrap._draw(states[1].copy(), n, drawn, False)
+    narrow[1] = np.bincount(drawn, minlength=n)
+    outputs = (np.empty((2, 1)), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2)), np.zeros(2, dtype=np.int64))
+    compiled_bootstrap._score_count_rows(
+        narrow, np.array([True, False]), states, *means, ranks.orders, ranks.flags, ranks.untied, positives, True,
+        np.empty((positives.size + 1, 3), dtype=np.int32), np.empty(positives.size), np.empty(n, dtype=np.uint8),
+        *outputs)
+    split = stats._LabelSplit(y)
+    layouts = [stats._RankLayout(candidate, split), stats._RankLayout(parent, split)]
+    for r, seed in enumerate((8, 9)):
+        counts = np.bincount(np.random.default_rng(seed).integers(0, n, n), minlength=n)[None, :]
+        assert outputs[0][r].tolist() == np.multiply(counts, values, dtype=np.float64).sum(axis=1).tolist()
+        view = stats._CountView(counts, split)
+        for model, layout in enumerate(layouts):
+            assert outputs[1][r, model] == stats._auroc_twice_wins(view, layout, f"model {model}")[0]
+            assert (outputs[2][r, model] / outputs[3][r]
+                    == stats._average_precision(view, layout, f"model {model}")[0])
 
 
 def test_auto_uses_the_kernel_for_large_runs_only(monkeypatch):

@@ -1057,12 +1057,9 @@ def _compiled_deltas(kernel: Any, statistics: Sequence[_PairedStatistic], rank_o
     for statistic in statistics:
         first_columns.append(len(columns))
         columns.extend(statistic.take_mean_columns())
-    mean_values = np.empty((len(columns), n))
-    for row, column in enumerate(columns):  # each column freed as soon as it is copied
-        mean_values[row], columns[row] = column, None
     rank_kinds = {s.metric.kind for s in statistics if s.metric.kind.is_rank}
     sums = kernel.resampled_sums(
-        n_examples=n, n_resamples=n_resamples, seed=seed, mean_values=mean_values, ranks=rank_orders,
+        n_examples=n, n_resamples=n_resamples, seed=seed, mean_columns=columns, ranks=rank_orders,
         positives=None if split is None else split.positives,
         want_ap=MetricKind.AVERAGE_PRECISION in rank_kinds, threads=BOOTSTRAP_THREADS, rows=rows)
     deltas, defined = [], []

@@ -330,6 +330,41 @@ def _rank_scan(sorted_counts, flags, want_ap, positive_rows):
     return 2 * twice_below + tied
 
 
+@_compiled(["int64(uint8[::1], uint8[::1], boolean, int32[:, ::1])",
+            "int64(int32[::1], uint8[::1], boolean, int32[:, ::1])"])
+def _rank_scan_untied(sorted_counts, flags, want_ap, positive_rows):
+    """_rank_scan for a model whose scores are all distinct: every group is one example.
+
+    Half the work per example (no group bookkeeping), the same results.
+    """
+    cumulative_negative = 0
+    cumulative_positive = 0
+    twice_below = 0
+    t = 0
+    for k in range(sorted_counts.shape[0]):
+        count = np.int64(sorted_counts[k])
+        positive = np.int64(flags[k] & 1)
+        positive_count = count * positive
+        twice_below += positive_count * cumulative_negative
+        if want_ap:
+            positive_rows[t, 0] = count
+            positive_rows[t, 1] = cumulative_positive
+            positive_rows[t, 2] = cumulative_negative
+            t += positive
+        cumulative_negative += count - positive_count
+        cumulative_positive += positive_count
+    return 2 * twice_below
+
+
+@_compiled(["int64(int8[::1], uint8[::1])", "int64(int8[::1], int32[::1])"])
+def _integer_weighted(values, counts):
+    """sum_j counts[j] * values[j], exactly (small integers: accuracy's -1, 0 and 1)."""
+    total = 0
+    for j in range(values.shape[0]):
+        total += np.int64(values[j]) * np.int64(counts[j])
+    return total
+
+
 @_compiled("float64(int32[:, ::1], int64, int64, float64[::1])")
 def _average_precision_sum(positive_rows, total, positive_total, terms):
     """Sum over positives (ascending score order) of c x precision at its score, pairwise.
@@ -356,16 +391,25 @@ def _count(positions, counts):
     return wrapped
 
 
-@_compiled(["void(uint8[::1], uint8[::1], float64[:, ::1], int32[:, ::1], uint8[:, ::1], int64[::1], boolean, "
-            "int32[:, ::1], float64[::1], float64[::1], int64[::1], float64[::1], int64[::1])",
-            "void(int32[::1], int32[::1], float64[:, ::1], int32[:, ::1], uint8[:, ::1], int64[::1], boolean, "
-            "int32[:, ::1], float64[::1], float64[::1], int64[::1], float64[::1], int64[::1])"])
-def _score_counts(counts, sorted_counts, mean_values, orders, flags, positives, want_ap, positive_rows, terms,
+_MEANS = "float64[:, ::1], int64[::1], int8[:, ::1], int64[::1]"
+_RANKS = "int32[:, ::1], uint8[:, ::1], boolean[::1], int64[::1], boolean, int32[:, ::1], float64[::1]"
+_OUTPUTS = "float64[::1], int64[::1], float64[::1], int64[::1]"
+
+
+@_compiled([f"void(uint8[::1], uint8[::1], {_MEANS}, {_RANKS}, {_OUTPUTS})",
+            f"void(int32[::1], int32[::1], {_MEANS}, {_RANKS}, {_OUTPUTS})"])
+def _score_counts(counts, sorted_counts, float_values, float_columns, integer_values, integer_columns,
+                  orders, flags, untied, positives, want_ap, positive_rows, terms,
                   mean_sums, twice_wins, ap_sums, positive_total_out):
     """One resample's sums from its counts (see Sums)."""
     n = counts.shape[0]
-    for m in range(mean_values.shape[0]):
-        mean_sums[m] = 0.0 + _pairwise_weighted(mean_values[m], counts, 0, n)  # numpy's reduction starts at 0.0
+    for m in range(float_values.shape[0]):
+        # numpy's reduction starts at 0.0
+        mean_sums[float_columns[m]] = 0.0 + _pairwise_weighted(float_values[m], counts, 0, n)
+    for m in range(integer_values.shape[0]):
+        # Every partial sum of small integers is exact in float64, so numpy's
+        # pairwise float sum is this integer, whatever its order.
+        mean_sums[integer_columns[m]] = float(_integer_weighted(integer_values[m], counts))
     if orders.shape[0] == 0:
         return
     positive_total = 0
@@ -374,15 +418,21 @@ def _score_counts(counts, sorted_counts, mean_values, orders, flags, positives, 
     positive_total_out[0] = positive_total
     for model in range(orders.shape[0]):
         _gather(orders[model], counts, sorted_counts)
-        twice_wins[model] = _rank_scan(sorted_counts, flags[model], want_ap, positive_rows)
+        if untied[model]:
+            twice_wins[model] = _rank_scan_untied(sorted_counts, flags[model], want_ap, positive_rows)
+        else:
+            twice_wins[model] = _rank_scan(sorted_counts, flags[model], want_ap, positive_rows)
         if want_ap:
             ap_sums[model] = _average_precision_sum(positive_rows, n, positive_total, terms)
 
 
-@_compiled("void(int32[:, ::1], float64[:, ::1], int32[:, ::1], uint8[:, ::1], int64[::1], boolean, uint8[::1], "
-           "uint8[::1], int32[:, ::1], float64[::1], float64[:, ::1], int64[:, ::1], float64[:, ::1], int64[::1])")
-def _score_rows(positions, mean_values, orders, flags, positives, want_ap, narrow, narrow_sorted,
-                positive_rows, terms, mean_sums, twice_wins, ap_sums, positive_totals):
+_ROW_OUTPUTS = "float64[:, ::1], int64[:, ::1], float64[:, ::1], int64[::1]"
+
+
+@_compiled(f"void(int32[:, ::1], {_MEANS}, {_RANKS}, uint8[::1], uint8[::1], {_ROW_OUTPUTS})")
+def _score_rows(positions, float_values, float_columns, integer_values, integer_columns,
+                orders, flags, untied, positives, want_ap, positive_rows, terms, narrow, narrow_sorted,
+                mean_sums, twice_wins, ap_sums, positive_totals):
     """Score each row of drawn positions into row r of the outputs.
 
     Counts are uint8 (a quarter of the memory traffic of int32, and 1 MB
@@ -399,11 +449,13 @@ def _score_rows(positions, mean_values, orders, flags, positives, want_ap, narro
             wide = np.zeros(n, dtype=np.int32)
             wide_sorted = np.empty(n if orders.shape[0] else 0, dtype=np.int32)
             _count(row, wide)
-            _score_counts(wide, wide_sorted, mean_values, orders, flags, positives, want_ap, positive_rows, terms,
+            _score_counts(wide, wide_sorted, float_values, float_columns, integer_values, integer_columns,
+                          orders, flags, untied, positives, want_ap, positive_rows, terms,
                           mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
         else:
-            _score_counts(narrow, narrow_sorted, mean_values, orders, flags, positives, want_ap, positive_rows,
-                          terms, mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
+            _score_counts(narrow, narrow_sorted, float_values, float_columns, integer_values, integer_columns,
+                          orders, flags, untied, positives, want_ap, positive_rows, terms,
+                          mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
             narrow[:] = 0
 
 
@@ -420,11 +472,10 @@ def _draw_counts(state, n, narrow, states_before, wrapped):
         wrapped[r] = _draw(state, n, narrow[r], True)
 
 
-@_compiled("void(uint8[:, ::1], boolean[::1], uint64[:, ::1], float64[:, ::1], int32[:, ::1], uint8[:, ::1], "
-           "int64[::1], boolean, uint8[::1], int32[:, ::1], float64[::1], "
-           "float64[:, ::1], int64[:, ::1], float64[:, ::1], int64[::1])")
-def _score_count_rows(narrow, wrapped, states_before, mean_values, orders, flags, positives, want_ap, narrow_sorted,
-                      positive_rows, terms, mean_sums, twice_wins, ap_sums, positive_totals):
+@_compiled(f"void(uint8[:, ::1], boolean[::1], uint64[:, ::1], {_MEANS}, {_RANKS}, uint8[::1], {_ROW_OUTPUTS})")
+def _score_count_rows(narrow, wrapped, states_before, float_values, float_columns, integer_values, integer_columns,
+                      orders, flags, untied, positives, want_ap, positive_rows, terms, narrow_sorted,
+                      mean_sums, twice_wins, ap_sums, positive_totals):
     """Score each row of counts from _draw_counts into row r of the outputs (wrapped rows recounted in int32)."""
     n = narrow.shape[1]
     for r in range(narrow.shape[0]):
@@ -432,11 +483,13 @@ def _score_count_rows(narrow, wrapped, states_before, mean_values, orders, flags
             wide = np.zeros(n, dtype=np.int32)
             wide_sorted = np.empty(n if orders.shape[0] else 0, dtype=np.int32)
             _draw(states_before[r].copy(), n, wide, True)
-            _score_counts(wide, wide_sorted, mean_values, orders, flags, positives, want_ap, positive_rows, terms,
+            _score_counts(wide, wide_sorted, float_values, float_columns, integer_values, integer_columns,
+                          orders, flags, untied, positives, want_ap, positive_rows, terms,
                           mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
         else:
-            _score_counts(narrow[r], narrow_sorted, mean_values, orders, flags, positives, want_ap, positive_rows,
-                          terms, mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
+            _score_counts(narrow[r], narrow_sorted, float_values, float_columns, integer_values, integer_columns,
+                          orders, flags, untied, positives, want_ap, positive_rows, terms,
+                          mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
 
 
 @dataclass(frozen=True)
@@ -445,6 +498,7 @@ class RankOrders:
 
     orders: np.ndarray  # (models, n) int32 example positions
     flags: np.ndarray  # (models, n) uint8: 1 = positive, 2 = first of its tie group, 4 = last of it
+    untied: np.ndarray  # (models,) bool: no two of the model's scores are equal
 
 
 def _ascending_order(scores: np.ndarray) -> np.ndarray:
@@ -466,6 +520,7 @@ def rank_orders(scores: Sequence[np.ndarray], positive: np.ndarray) -> RankOrder
     n = positive.size
     orders = np.empty((len(scores), n), dtype=np.int32)
     flags = np.empty((len(scores), n), dtype=np.uint8)
+    untied = np.empty(len(scores), dtype=bool)
     for model, model_scores in enumerate(scores):
         order = _ascending_order(model_scores)
         sorted_scores = model_scores[order]
@@ -477,8 +532,9 @@ def rank_orders(scores: Sequence[np.ndarray], positive: np.ndarray) -> RankOrder
         flags[model, :-1] |= new_value[1:].view(np.uint8) << 2
         flags[model, -1] |= 4
         flags[model] |= new_value.view(np.uint8) << 1
+        untied[model] = bool(new_value.all())
         orders[model] = order
-    return RankOrders(orders, flags)
+    return RankOrders(orders, flags, untied)
 
 
 @dataclass
@@ -502,11 +558,33 @@ def full_data_sums(ranks: RankOrders, positives: np.ndarray, *, want_ap: bool) -
     positive_positions = np.ascontiguousarray(positives, dtype=np.int64)
     sums = Sums(mean_sums=np.empty((1, 0)), twice_wins=np.zeros((1, 2), dtype=np.int64), ap_sums=np.zeros((1, 2)),
                 positive_totals=np.zeros(1, dtype=np.int64))
-    _score_counts(counts, np.empty(n, dtype=np.uint8), np.empty((0, n)), ranks.orders, ranks.flags,
+    no_means = (np.empty((0, n)), np.empty(0, dtype=np.int64), np.empty((0, n), dtype=np.int8),
+                np.empty(0, dtype=np.int64))
+    _score_counts(counts, np.empty(n, dtype=np.uint8), *no_means, ranks.orders, ranks.flags, ranks.untied,
                   positive_positions, want_ap, np.empty((positive_positions.size + 1, 3), dtype=np.int32),
                   np.empty(positive_positions.size), sums.mean_sums[0], sums.twice_wins[0], sums.ap_sums[0],
                   sums.positive_totals)
     return sums
+
+
+def _mean_matrices(columns: list, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(float rows, their column numbers, int8 rows, their column numbers) of the mean metrics' values.
+
+    Consumes `columns` (each entry is set to None once copied, so a million
+    examples' columns are not held twice).  A column of small integers
+    (accuracy's -1, 0, 1) is summed exactly in int8: 1 byte per example to
+    stream instead of 8, and the same result as numpy's float sum, which is
+    exact for such values.
+    """
+    integer = [m for m, column in enumerate(columns)
+               if np.all(np.abs(column) <= 127) and np.all(column == np.floor(column))]
+    floating = [m for m in range(len(columns)) if m not in integer]
+    float_values = np.empty((len(floating), n))
+    integer_values = np.empty((len(integer), n), dtype=np.int8)
+    for rows, numbers in ((float_values, floating), (integer_values, integer)):
+        for row, m in enumerate(numbers):
+            rows[row], columns[m] = columns[m], None
+    return float_values, np.array(floating, dtype=np.int64), integer_values, np.array(integer, dtype=np.int64)
 
 
 _STREAM_CHECKED: list[bool] = []
@@ -534,13 +612,13 @@ def chunk_rows(n_examples: int, n_resamples: int, threads: int) -> int:
     return min(by_memory, by_sharing)
 
 
-def resampled_sums(*, n_examples: int, n_resamples: int, seed: int, mean_values: np.ndarray,
+def resampled_sums(*, n_examples: int, n_resamples: int, seed: int, mean_columns: list,
                    ranks: RankOrders | None, positives: np.ndarray | None, want_ap: bool,
                    threads: int | None = None, rows: int | None = None, own_stream: bool | None = None) -> Sums:
     """Every resample's sums, drawn as stats.py documents and scored by the compiled kernel.
 
-    mean_values: (columns, n) float64, per-example values whose
-    count-weighted sums are wanted.  ranks: the two models' (candidate,
+    mean_columns: per-example values ((n,) float64 each) whose count-weighted
+    sums are wanted; the list is consumed (see _mean_matrices).  ranks: the two models' (candidate,
     parent) rank orders when a rank metric is asked for; positives: the
     positive examples' positions (label order) then.  The result does not
     depend on threads or rows.  own_stream: draw with _draw (default: when
@@ -554,15 +632,15 @@ def resampled_sums(*, n_examples: int, n_resamples: int, seed: int, mean_values:
     threads = default_threads() if threads is None else max(1, int(threads))
     rows = chunk_rows(n, n_resamples, threads) if rows is None else max(1, int(rows))
     models = 0 if ranks is None else ranks.orders.shape[0]
-    values = np.ascontiguousarray(mean_values, dtype=np.float64)
+    n_columns = len(mean_columns)
+    means = _mean_matrices(mean_columns, n)
     if ranks is not None:
-        orders, flags = ranks.orders, ranks.flags
+        rank_arrays = (ranks.orders, ranks.flags, ranks.untied)
         positive_positions = np.ascontiguousarray(positives, dtype=np.int64)
     else:
-        orders = np.empty((0, n), dtype=np.int32)
-        flags = np.empty((0, n), dtype=np.uint8)
+        rank_arrays = (np.empty((0, n), dtype=np.int32), np.empty((0, n), dtype=np.uint8), np.empty(0, dtype=bool))
         positive_positions = np.empty(0, dtype=np.int64)
-    sums = Sums(mean_sums=np.empty((n_resamples, values.shape[0])),
+    sums = Sums(mean_sums=np.empty((n_resamples, n_columns)),
                 twice_wins=np.zeros((n_resamples, models), dtype=np.int64),
                 ap_sums=np.zeros((n_resamples, models)),
                 positive_totals=np.zeros(n_resamples, dtype=np.int64))
@@ -607,11 +685,11 @@ def resampled_sums(*, n_examples: int, n_resamples: int, seed: int, mean_values:
             try:
                 if own_stream:
                     _score_count_rows(narrow[:stop - start], wrapped[:stop - start], states_before[:stop - start],
-                                      values, orders, flags, positive_positions, want_ap, narrow_sorted,
-                                      positive_rows, terms, *outputs)
+                                      *means, *rank_arrays, positive_positions, want_ap, positive_rows, terms,
+                                      narrow_sorted, *outputs)
                 else:
-                    _score_rows(drawn, values, orders, flags, positive_positions, want_ap, narrow, narrow_sorted,
-                                positive_rows, terms, *outputs)
+                    _score_rows(drawn, *means, *rank_arrays, positive_positions, want_ap, positive_rows, terms,
+                                narrow, narrow_sorted, *outputs)
             except BaseException:
                 failed.set()
                 raise
