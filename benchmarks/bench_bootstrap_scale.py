@@ -207,16 +207,29 @@ def kernel_profile(y, candidate, parent, repeats: int = 9) -> list[tuple[str, fl
         cb._count(drawn[0], scratch)
         return time.thread_time() - start
 
+    state = cb.generator_state(1)
+    draw_rows = (np.empty((1, n), dtype=np.uint8), np.empty((1, 6), dtype=np.uint64), np.empty(1, dtype=bool))
+    accuracy_column = np.sign(column).astype(np.int8)
     steps = [
         ("draw the 10^6 positions, int64 (the floor)", lambda: rng.integers(0, n, size=(1, n))),
-        ("draw the 10^6 positions, int32 (the kernel's draw)", lambda: rng.integers(0, n, size=(1, n), dtype=np.int32)),
-        ("count the draws (uint8)", None),
+        ("draw the 10^6 positions, int32", lambda: rng.integers(0, n, size=(1, n), dtype=np.int32)),
+        ("count numpy's positions (uint8)", None),
+        ("the kernel: draw numpy's stream and count it (uint8)", lambda: cb._draw_counts(state, n, *draw_rows)),
         ("one mean metric: pairwise sum of count x value", lambda: cb._pairwise_weighted(column, counts, 0, n)),
+        ("one integer mean metric (accuracy): exact int8 sum", lambda: cb._integer_weighted(accuracy_column, counts)),
         ("per model: gather the counts in score order", lambda: cb._gather(ranks.orders[0], counts, sorted_counts)),
-        ("per model: scan (AUROC pair count)", lambda: cb._rank_scan(sorted_counts, ranks.flags[0], False, rows)),
-        ("per model: scan with the AP terms", lambda: cb._rank_scan(sorted_counts, ranks.flags[0], True, rows)),
+        ("per model: scan, tie groups (AUROC pair count)",
+         lambda: cb._rank_scan(sorted_counts, ranks.flags[0], False, rows)),
+        ("per model: scan, tie groups, with the AP terms",
+         lambda: cb._rank_scan(sorted_counts, ranks.flags[0], True, rows)),
+        ("per model: scan, no ties (AUROC pair count)",
+         lambda: cb._rank_scan_untied(sorted_counts, ranks.flags[0], False, rows)),
+        ("per model: scan, no ties, with the AP terms",
+         lambda: cb._rank_scan_untied(sorted_counts, ranks.flags[0], True, rows)),
         ("per model: AP terms' division and pairwise sum",
          lambda: cb._average_precision_sum(rows, n, positive_total, terms)),
+        ("before the resamples: both models' rank orders (sorts)",
+         lambda: cb.rank_orders((candidate, parent), positive)),
     ]
     results = []
     for name, run in steps:
@@ -389,6 +402,8 @@ def main() -> None:
     print()
 
     print("the kernel's passes, CPU ms per resample on one thread (n = 1,000,000, binary, median of 9)")
+    print("  (a resample of the five metrics: draw and count, 2 float and 1 integer mean metric, and per model")
+    print("   a gather, a scan with the AP terms and the AP sum; the synthetic scores have no ties)")
     for name, ms in kernel_profile(y, candidate, parent):
         print(f"  {name:58} {ms:7.2f}")
     print()
@@ -408,7 +423,8 @@ def main() -> None:
     print(f"start-up in a fresh process (median of {len(startup)}): import numba "
           f"{statistics.median(s['import_numba'] for s in startup):.2f} s, load the kernel from its cache "
           f"{statistics.median(s['load_kernel'] for s in startup):.2f} s")
-    print(f"installed size: numba {installed_size_mib('numba'):.0f} MiB, llvmlite {installed_size_mib('llvmlite'):.0f} MiB")
+    print(f"installed size: numba {installed_size_mib('numba'):.0f} MiB, "
+          f"llvmlite {installed_size_mib('llvmlite'):.0f} MiB")
     print()
 
     figures = csv_figures(N, max(1, args.repeats))

@@ -1049,8 +1049,9 @@ def _compiled_engine(n_examples: int, n_resamples: int) -> Any:
     return compiled_bootstrap
 
 
-def _compiled_deltas(kernel: Any, statistics: Sequence[_PairedStatistic], rank_orders: Any, split: _LabelSplit | None,
-                     n: int, *, n_resamples: int, seed: int, rows: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _compiled_deltas(kernel: Any, statistics: Sequence[_PairedStatistic], rank_orders: Any,
+                     split: _LabelSplit | None, n: int, *, n_resamples: int, seed: int,
+                     rows: int | None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """_numpy_deltas' results, bit for bit, from the compiled kernel on every core."""
     columns: list[np.ndarray | None] = []
     first_columns = []

@@ -113,7 +113,8 @@ def _intrinsic_pcg_step():
 
             stepped = builder.add(builder.mul(joined(args[0], args[1]), ir.Constant(wide, _PCG_MULTIPLIER)),
                                   joined(args[2], args[3]))
-            words = [builder.trunc(builder.lshr(stepped, shift), ir.IntType(64)), builder.trunc(stepped, ir.IntType(64))]
+            word = ir.IntType(64)
+            words = [builder.trunc(builder.lshr(stepped, shift), word), builder.trunc(stepped, word)]
             return context.make_tuple(builder, sig.return_type, words)
 
         return signature, codegen

@@ -1,5 +1,9 @@
 """statistics/compiled_bootstrap.py: the compiled kernel gives stats.py's numpy results bit for bit.
 
+(Named to run after the sandbox tests: importing numba adds ~130 MB to this
+process for good, and a sandbox's reported peak RSS (ru_maxrss) includes
+the RSS of the process it was forked from.)
+
 The numpy path is the reference (tests/test_stats.py holds it to scipy and
 to direct loops); here every result of the kernel must EQUAL it, for every
 task, with ties, whatever the chunking and the number of threads.
