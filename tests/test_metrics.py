@@ -10,7 +10,6 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from test_worker import (
     DaemonStarter,
-    age_finished_jobs,
     insert_candidate,
     jobs_of,
     notify,
@@ -98,7 +97,6 @@ def test_a_daemon_exports_what_it_did_and_the_queue_as_the_database_has_it(world
                on_timeout=daemon.tail)
     # Five bare NOTIFYs for a promoted version: refused (once per batch the
     # daemon reads them in), the copies within a batch absorbed.
-    age_finished_jobs(conn, "root")  # out of the window where a NOTIFY is a late copy of its request
     notify(dsn, "root", times=5)
     daemon.wait_for("notify_refused", candidate_id="root")
 

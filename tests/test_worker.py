@@ -26,7 +26,6 @@ from invariants import assert_lineage_invariants
 from model_eval_gate import cli
 from model_eval_gate.evaluate import model_dir
 from model_eval_gate.gate import run_eval_gate
-from model_eval_gate.worker import NOTIFY_COALESCE_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -214,12 +213,10 @@ def promotion_state(conn, artifact_id: str) -> str:
                         (artifact_id,)).fetchone()["promotion_state"]
 
 
-def age_finished_jobs(conn, artifact_id: str) -> None:
-    """Move the artifact's finished jobs out of the NOTIFY coalescing window, as if
-    the verdict were older: a NOTIFY right after a verdict counts as a late copy of
-    the request that verdict answered."""
-    conn.execute("UPDATE gate_jobs SET finished_at = finished_at - make_interval(secs => %s) "
-                 "WHERE artifact_id = %s AND finished_at IS NOT NULL", (NOTIFY_COALESCE_SECONDS + 60, artifact_id))
+def slow_down(settings, artifact_id: str, seconds: float) -> None:
+    """Make the model's eval.py sleep first (its content changes, so the evaluation cache misses)."""
+    path = model_dir(settings, artifact_id) / "eval.py"
+    path.write_text(f"import time\ntime.sleep({seconds})\n" + path.read_text())
 
 
 def notify(dsn: str, payload: str, times: int = 1) -> None:
@@ -281,15 +278,13 @@ def test_a_manual_notify_regates_a_rejected_candidate(world, conn, dsn, start_da
     assert wait_decided(conn, "weak", daemons=[daemon])["outcome"] == "reject"
 
     write_model(world.settings, "weak", strength=0.95)  # the author fixed the model
-    age_finished_jobs(conn, "weak")
-    notify(dsn, "weak")
+    notify(dsn, "weak")  # right after the verdict: a request of its own, never folded into the finished job
     job = wait_decided(conn, "weak", jobs=2, daemons=[daemon])
     assert (job["reason"], job["outcome"]) == ("notify", "promote")
     assert job["requested_by"].startswith("notify (backend ")
     assert promotion_state(conn, "weak") == "promoted"
     assert daemon.matching("gate_requested", candidate_id="weak", via="notify")
 
-    age_finished_jobs(conn, "root")
     notify(dsn, "root")  # superseded now: refused with the reason, and the daemon carries on
     refused = daemon.wait_for("notify_refused", candidate_id="root")
     assert "already superseded" in refused["reason"]
@@ -299,11 +294,49 @@ def test_a_manual_notify_regates_a_rejected_candidate(world, conn, dsn, start_da
     assert_lineage_invariants(conn)
 
 
+def test_the_queues_own_notification_announces_its_job(world, conn, dsn):
+    # What the trigger sends is recognisably the queue's own (worker.announced_job),
+    # so it can never be confused with a person's bare NOTIFY.
+    import json as json_module
+
+    from model_eval_gate.worker import announced_artifact, announced_job
+
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN model_eval_gate")
+        world.model("announced", strength=0.5)
+        received = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
+    job = jobs_of(conn, "announced")[0]
+    assert json_module.loads(received[0]) == {"job": job["id"], "artifact_id": "announced"}
+    assert announced_job(received[0]) == job["id"] and announced_artifact(received[0]) == "announced"
+    for bare in ("announced", " announced ", "{not json", '{"job": "7"}', '{"job": true}', "[1]"):
+        assert announced_job(bare) is None, bare
+
+
+def test_a_late_copy_of_the_announcement_never_regates_but_a_bare_notify_always_does(world, conn, dsn,
+                                                                                   start_daemon):
+    promoted_root(world)
+    daemon = start_daemon("d1")
+    write_model(world.settings, "late", strength=0.0)
+    insert_candidate(conn, "late", benchmark_id=world.benchmark.id, parent="root")
+    first = wait_decided(conn, "late", daemons=[daemon])
+    assert first["outcome"] == "reject"
+    # The trigger's announcement delivered after the (fast) verdict: nothing new.
+    notify(dsn, json.dumps({"job": first["id"], "artifact_id": "late"}))
+    time.sleep(2 * float(FAST_TIMINGS["SWEEP_SECONDS"]))
+    assert len(jobs_of(conn, "late")) == 1
+    # A person's bare NOTIFY at the same moment: always a request.
+    notify(dsn, "late")
+    second = wait_decided(conn, "late", jobs=2, daemons=[daemon])
+    assert (second["reason"], second["outcome"]) == ("notify", "reject")
+    assert_lineage_invariants(conn)
+
+
 def test_a_thousand_duplicate_notifies_produce_one_job(world, conn, dsn, start_daemon):
     promoted_root(world)
     world.model("dup", strength=0.0, parent="root")
     assert run_eval_gate("dup", settings=world.settings)["outcome"] == "reject"
-    age_finished_jobs(conn, "dup")
+    # The re-gate outlasts the flood, so every copy reaches the daemon while its job is active.
+    slow_down(world.settings, "dup", 3)
     daemon = start_daemon("d1")
 
     notify(dsn, "dup", times=1000)
@@ -401,7 +434,6 @@ def test_poll_only_mode_gates_without_listen(world, conn, dsn, start_daemon):
     # durable request from SQL is picked up by the next poll.
     world.model("quiet", strength=0.0, parent="polled")
     wait_decided(conn, "quiet", daemons=[daemon])
-    age_finished_jobs(conn, "quiet")
     notify(dsn, "quiet")
     time.sleep(3 * float(FAST_TIMINGS["SWEEP_SECONDS"]))
     assert len(jobs_of(conn, "quiet")) == 1 and not daemon.matching("gate_requested")

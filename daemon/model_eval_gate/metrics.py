@@ -165,8 +165,8 @@ class DaemonMetrics:
             registry=r)
         self.notifications_absorbed = Counter(
             f"{PREFIX}_notifications_absorbed",
-            "Received NOTIFYs that asked for nothing new: a duplicate in the same batch, or one absorbed by the "
-            "artifact's active or just-finished job", registry=r)
+            "Received NOTIFYs that asked for nothing new: the queue's own announcement of a job, a duplicate in "
+            "the same batch, or one absorbed by the artifact's active job", registry=r)
         self.notifications_refused = Counter(
             f"{PREFIX}_notifications_refused",
             "Received NOTIFYs for an artifact that cannot be gated (unknown, or already decided)", registry=r)

@@ -28,6 +28,7 @@ counting the attempt. Exit status 0. A second signal ends the grace period.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -59,9 +60,6 @@ from .sdnotify import SystemdNotifier
 CONTROL_APPLICATION = "model-eval-gate-daemon"
 WORKER_APPLICATION = "model-eval-gate-worker"
 
-# A NOTIFY arriving this soon after the artifact's last job finished is a late
-# copy of the request that job answered (see request_gate_for_notify).
-NOTIFY_COALESCE_SECONDS = 3.0
 # The longest the control loop waits before it looks at signals again.
 CONTROL_TICK_SECONDS = 0.5
 # A statement on the control connection that takes longer than
@@ -110,6 +108,32 @@ class _Wakeup:
     def wait(self, seen: int, timeout: float) -> None:
         with self._condition:
             self._condition.wait_for(lambda: self._generation != seen, timeout)
+
+
+def announced_job(payload: str) -> int | None:
+    """The job id when payload is model_eval_gate_request's own announcement ({"job": id, ...}), else None.
+
+    Anything else (a bare artifact id from a person or a script) is a request
+    of its own: it is never mistaken for a late copy of an announcement.
+    """
+    text = payload.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    job = parsed.get("job") if isinstance(parsed, dict) else None
+    return job if isinstance(job, int) and not isinstance(job, bool) else None
+
+
+def announced_artifact(payload: str) -> str:
+    """The artifact a notification is about: the announced job's, or the bare payload."""
+    if announced_job(payload) is not None:
+        artifact_id = json.loads(payload).get("artifact_id")
+        if isinstance(artifact_id, str):
+            return artifact_id
+    return payload.strip()
 
 
 class _NotifyTimes:
@@ -340,12 +364,12 @@ class Daemon:
                 continue
             received = [(n.payload, n.pid) for n in conn.notifies(timeout=timeout, stop_after=1)]
             if received:
-                self._notify_times.note([received[0][0].strip()], time.time())
+                self._notify_times.note([announced_artifact(received[0][0])], time.time())
             while received and len(received) < NOTIFY_BATCH:
                 more = [(n.payload, n.pid) for n in conn.notifies(timeout=0)]
                 if not more:
                     break
-                self._notify_times.note([payload.strip() for payload, _ in more], time.time())
+                self._notify_times.note([announced_artifact(payload) for payload, _ in more], time.time())
                 received += more
             if received:
                 self.metrics.notifications_received.inc(len(received))
@@ -358,9 +382,11 @@ class Daemon:
             return
         first_sender: dict[str, int] = {}
         for payload, pid in self._pending:
-            first_sender.setdefault(payload.strip(), pid)
-        # Copies within one batch ask for nothing new (what a lost connection
-        # leaves in _pending is already distinct, so none is counted twice).
+            if announced_job(payload) is None:  # the queue's own announcements only wake the workers
+                first_sender.setdefault(payload.strip(), pid)
+        # Copies within one batch, and the queue's own announcements, ask for
+        # nothing new (what a lost connection leaves in _pending is already
+        # distinct, so none is counted twice).
         self.metrics.notifications_absorbed.inc(len(self._pending) - len(first_sender))
         todo = deque(first_sender.items())
         self._pending.clear()
@@ -379,8 +405,7 @@ class Daemon:
         try:
             with self._deadline(conn, "request_gate_for_notify"):
                 row = db.fetch_one(conn, "request_gate_for_notify", {
-                    "artifact_id": artifact_id, "coalesce_seconds": NOTIFY_COALESCE_SECONDS,
-                    "requested_by": f"notify (backend {sender_pid})",
+                    "artifact_id": artifact_id, "requested_by": f"notify (backend {sender_pid})",
                 })
         except CONNECTION_ERRORS:
             raise

@@ -11,20 +11,16 @@ LISTEN model_eval_gate;
 SELECT 1 AS alive;
 
 -- name: request_gate_for_notify
--- A NOTIFY is a hint, and hints arrive more than once: the trigger's own
--- NOTIFY for a new candidate reaches every daemon, model_eval_gate_request
--- notifies too, and a sender may repeat itself a thousand times. A NOTIFY is
--- therefore absorbed by the artifact's active job, or by its last job if that
--- finished less than %(coalesce_seconds)s ago (a late copy of the request it
--- answered, delivered after a fast gate had already finished). Anything else
--- is a new request, made the durable way (it refuses promoted and superseded
--- versions with a clear error). COALESCE evaluates its second argument only
--- when nothing absorbs the notification.
+-- A bare NOTIFY with an artifact id (never the queue's own announcements,
+-- which carry their job: worker.announced_job) is a request. It joins the
+-- artifact's queued or running job if there is one (a sender may repeat
+-- itself a thousand times); anything else is a new request, made the durable
+-- way (refusing promoted and superseded versions with a clear error), however
+-- soon after the last verdict it comes. COALESCE evaluates its second argument
+-- only when no active job absorbs the notification.
 WITH absorbing AS (
     SELECT id, status FROM gate_jobs
-     WHERE artifact_id = %(artifact_id)s
-       AND (status IN ('queued', 'running')
-            OR finished_at > now() - make_interval(secs => %(coalesce_seconds)s))
+     WHERE artifact_id = %(artifact_id)s AND status IN ('queued', 'running')
      ORDER BY id DESC
      LIMIT 1
 )
