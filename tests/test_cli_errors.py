@@ -271,3 +271,51 @@ def test_on_a_terminal_logs_are_readable_lines_at_warning_level(settings, conn, 
 
     status, seen = _run_on_a_terminal("gate", "broken", "--dry-run", JOURNAL_STREAM="8:1", **environment)
     assert any(line.startswith("{") for line in seen.splitlines())
+
+
+# ---------------------------------------------------- errors carry their cause --
+
+def _gate_env(settings) -> dict:
+    return dict(MODEL_EVAL_GATE_DSN=settings.dsn, MODEL_EVAL_GATE_HOME=str(settings.home),
+                MODEL_EVAL_GATE_ARTIFACT_ROOT=str(settings.resolved_artifact_root))
+
+
+def test_the_gates_text_output_shows_eval_pys_stderr_escaped(settings, conn, tmp_path):
+    from gate_world import World
+
+    crash = ("import sys\n"
+             "print('loading weights from /model/weights.json', file=sys.stderr)\n"
+             "print('\\x1b[2Jcleared your screen\\x07', file=sys.stderr)\n"
+             "raise SystemExit('weights.json: no such file')\n")
+    World(settings, conn, tmp_path).model("broken", eval_source=crash)
+    result = run_cli("gate", "broken", cwd=tmp_path, **_gate_env(settings))
+    assert result.returncode == 3, result.stderr
+    out = result.stdout
+    assert "verdict     ERROR (sandbox_failure" in out
+    assert "eval.py's stderr (last 3 lines" in out
+    assert "  | loading weights from /model/weights.json" in out
+    assert "  | weights.json: no such file" in out
+    assert "  | \\x1b[2Jcleared your screen\\x07" in out and "\x1b" not in out and "\x07" not in out
+
+
+def test_one_reason_code_in_the_log_and_the_verdict(settings, conn, tmp_path):
+    from gate_world import World
+
+    World(settings, conn, tmp_path).model("orphan", benchmark=False)
+    result = run_cli("--log-format", "json", "gate", "orphan", "--json", cwd=tmp_path, **_gate_env(settings))
+    verdict = json.loads(result.stdout)
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    logged = [e["reason_code"] for e in events if e["event"] in ("evaluation_error", "verdict")]
+    assert verdict["reason_code"] == "benchmark_not_found"
+    assert logged and set(logged) == {"benchmark_not_found"}, logged
+
+
+def test_the_dry_run_log_names_the_command_the_user_typed(settings, conn, tmp_path):
+    from gate_world import World
+
+    World(settings, conn, tmp_path).model("root", strength=0.5)
+    result = run_cli("--log-format", "json", "gate", "root", "--dry-run", cwd=tmp_path, **_gate_env(settings))
+    assert result.returncode == 0, result.stderr
+    calls = [json.loads(line) for line in result.stderr.splitlines() if '"tool_call"' in line]
+    assert [c["tool"] for c in calls] == ["gate --dry-run"]
+    assert "run_eval_gate_quick" not in result.stderr

@@ -58,13 +58,47 @@ def fresh_home():
 # -------------------------------------------------------------- register --
 
 def test_register_prints_the_new_id(conn, dsn, tmp_path):
+    from benchmark_factory import make_benchmark, write_eval_py
+
+    benchmark = make_benchmark(tmp_path / "benchmarks", task="binary", n=40)
+    recorded = run_cli("benchmark", "add", str(benchmark), cwd=tmp_path, MODEL_EVAL_GATE_DSN=dsn)
+    assert recorded.returncode == 0, recorded.stderr
+    benchmark_id = recorded.stdout.split()[2].rstrip(":")
+    write_eval_py(tmp_path / "artifacts" / "models" / "model-cli-1")
     path = tmp_path / "model.json"
-    path.write_text(json.dumps(GOOD_REGISTRATION))
-    result = run_cli("register", str(path), cwd=tmp_path, MODEL_EVAL_GATE_DSN=dsn)
+    path.write_text(json.dumps({**GOOD_REGISTRATION, "benchmark_id": benchmark_id}))
+    result = run_cli("register", str(path), cwd=tmp_path, MODEL_EVAL_GATE_DSN=dsn,
+                     MODEL_EVAL_GATE_ARTIFACT_ROOT=str(tmp_path / "artifacts"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "model-cli-1"
+    assert result.stdout.strip() == "model-cli-1" and "warning" not in result.stderr
     row = conn.execute("SELECT promotion_state FROM model_versions WHERE artifact_id = 'model-cli-1'").fetchone()
     assert row == {"promotion_state": "candidate"}
+
+
+def test_register_refuses_a_candidate_whose_gate_would_fail_at_once_unless_forced(conn, dsn, tmp_path):
+    # A running daemon gates a candidate as soon as it is registered: without its
+    # eval.py in place, or with a benchmark nobody recorded, that is an error verdict.
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({**GOOD_REGISTRATION, "benchmark_id": "no-such-benchmark"}))
+    env = dict(MODEL_EVAL_GATE_DSN=dsn, MODEL_EVAL_GATE_ARTIFACT_ROOT=str(tmp_path / "artifacts"))
+    before = row_counts(conn)
+    refused = run_cli("register", str(path), cwd=tmp_path, **env)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "Traceback" not in refused.stderr
+    assert f"no eval.py in {tmp_path / 'artifacts' / 'models' / 'model-cli-1'}" in refused.stderr
+    assert "benchmark no-such-benchmark is not recorded" in refused.stderr and "benchmark add" in refused.stderr
+    assert row_counts(conn) == before
+
+    without_id = tmp_path / "anonymous.json"
+    without_id.write_text(json.dumps({k: v for k, v in GOOD_REGISTRATION.items() if k != "artifact_id"}))
+    anonymous = run_cli("register", str(without_id), cwd=tmp_path, **env)
+    assert anonymous.returncode == 2 and "has no artifact_id" in anonymous.stderr
+    assert "no benchmark_id, and the parent names none" in anonymous.stderr
+
+    forced = run_cli("register", "--force", str(path), cwd=tmp_path, **env)
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.strip() == "model-cli-1"
+    assert "warning: no eval.py in" in forced.stderr and "model-eval-gate regate model-cli-1" in forced.stderr
 
 
 def test_register_refuses_bad_metadata_with_exit_2_and_every_violation(conn, dsn, tmp_path):
@@ -121,8 +155,9 @@ def test_migrate_and_backfill_on_the_embedded_default(fresh_home, tmp_path):
     assert filled.returncode == 0, filled.stderr
     assert (fresh_home / "pgdata" / "postmaster.pid").exists()
 
-    report = tmp_path / "docs" / "model_artifacts" / "migration_report_ws1.md"
+    report = fresh_home / "reports" / "migration_report_ws1.md"  # in the home, not the working directory
     assert f"migration report: {report}" in filled.stdout.splitlines()
+    assert not (tmp_path / "docs").exists()
     assert "adopted 8 legacy model artifact(s)" in filled.stdout
     assert report.stat().st_size >= 2048
 

@@ -130,7 +130,7 @@ def test_the_demo_runs_end_to_end_and_reruns_from_scratch(demo_home):
 
     stopped = run_cli("demo", "--stop", "--home", str(demo_home))
     assert stopped.returncode == 0, stopped.stderr
-    assert "stopped the demo's PostgreSQL" in stopped.stdout
+    assert f"stopped the embedded PostgreSQL in {demo_home / 'pgdata'}" in stopped.stdout
     assert not (demo_home / "pgdata" / "postmaster.pid").exists()
 
 

@@ -47,6 +47,73 @@ def cmd_db_url(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_db_status(args, settings: Settings) -> int:
+    """Where the database is and whether it runs; exit 0 running, 3 not running (like pg_ctl status)."""
+    from . import embedded
+
+    if settings.dsn:
+        print(f"database   {describe_database(settings)}")
+        print("           not embedded: model-eval-gate neither starts nor stops it")
+        return EXIT_OK
+    status = embedded.server_status(settings.home)
+    state = (f"running (pid {status.pid}, as {status.owner})" if status.running
+             else "stopped" if status.initialised else "not created yet (the first command that needs it creates it)")
+    print(f"embedded   PostgreSQL in {status.pgdata}")
+    print(f"state      {state}")
+    if status.running:
+        print(f"url        {status.dsn()}")
+    if status.initialised:
+        print(f"disk       {status.size_bytes / 1e6:.0f} MB in {settings.home}")
+    print("stop it    model-eval-gate db stop" if status.running else
+          "start it   model-eval-gate migrate (or any command that uses the database)")
+    return EXIT_OK if status.running else EXIT_GATE_ERROR
+
+
+def cmd_db_stop(args, settings: Settings) -> int:
+    from . import db, embedded
+
+    if settings.dsn:
+        raise CliError(f"refused: MODEL_EVAL_GATE_DSN is set ({describe_database(settings)}); model-eval-gate "
+                       "only stops the embedded PostgreSQL it started (unset the variable to stop that one)")
+    status = embedded.server_status(settings.home)
+    if not status.running:
+        print(embedded.stopped_text(status.pgdata, was_running=False))
+        return EXIT_OK
+    if not args.force:
+        with db.connect(status.dsn(), autocommit=True) as conn:
+            daemons = db.fetch_one(conn, "daemons_connected")["daemons"]
+        if daemons:
+            raise CliError(f"refused: {daemons} model-eval-gate daemon(s) use this database; stop them first "
+                           "(they would wait for it to come back), or add --force")
+    embedded.stop_server(settings.home)
+    print(embedded.stopped_text(status.pgdata, was_running=True))
+    return EXIT_OK
+
+
+def cmd_psql(args, settings: Settings) -> int:
+    """Replace this process with psql connected to the database."""
+    import shutil
+
+    from . import db, embedded
+
+    dsn = db.resolve_dsn(settings)
+    bundled = embedded.bundled_bin_dir() / "psql"
+    if not settings.dsn:
+        bundled = embedded.ensure_server(settings.home).bin_dir / "psql"
+    client = shutil.which("psql") if settings.dsn else None
+    client = client or (str(bundled) if bundled.exists() else shutil.which("psql"))
+    if not client:
+        raise CliError("error: no psql client: install postgresql-client, or use the embedded one "
+                       "(unset MODEL_EVAL_GATE_DSN)", EXIT_FAILURE)
+    arguments = list(args.psql_args)
+    if arguments[:1] == ["--"]:
+        arguments = arguments[1:]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(client, [client, dsn, *arguments])
+    return EXIT_FAILURE  # pragma: no cover - execv does not return
+
+
 def cmd_migrate(args, settings: Settings) -> int:
     from . import db, migrate
 
@@ -70,11 +137,42 @@ def cmd_migrate(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+def registration_problems(payload: dict, settings: Settings) -> list[str]:
+    """What would make a new candidate's gate fail at once: a running daemon gates it as soon as it is registered."""
+    from . import db
+    from .evaluate import model_dir
+
+    problems = []
+    artifact_id = payload.get("artifact_id")
+    if not artifact_id:
+        problems.append("the registration has no artifact_id, so its eval.py cannot be in place yet: add "
+                        '"artifact_id" and put the model in MODEL_EVAL_GATE_ARTIFACT_ROOT/models/<artifact_id>/')
+    elif not (model_dir(settings, artifact_id) / "eval.py").is_file():
+        problems.append(f"no eval.py in {model_dir(settings, artifact_id)}: put the model there first")
+    named = payload.get("benchmark_id") or (payload.get("metadata") or {}).get("benchmark_id")
+    with db.connect(settings, autocommit=True) as conn:
+        found = db.fetch_one(conn, "registration_benchmark",
+                             {"benchmark_id": named, "parent_id": payload.get("parent_version_id")})
+    if found["benchmark_id"] is None:
+        problems.append("no benchmark_id, and the parent names none: the gate would have nothing to compare on")
+    elif not found["recorded"]:
+        problems.append(f"benchmark {found['benchmark_id']} is not recorded: record it first with "
+                        "model-eval-gate benchmark add DIR")
+    return problems
+
+
 def cmd_register(args, settings: Settings) -> int:
-    from .catalog import MetadataValidationError, load_registration_file, register_model
+    from .catalog import MetadataValidationError, load_registration_file, register_model, registration_violations
 
     try:
         payload = load_registration_file(args.file)
+        problems = [] if registration_violations(payload) else registration_problems(payload, settings)
+        if problems and not args.force:
+            print(f"refused: {args.file} would be gated at once and end in an error verdict "
+                  "(--force registers it anyway):", file=sys.stderr)
+            for problem in problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         artifact_id = register_model(payload, settings=settings)
     except MetadataValidationError as exc:
         print(str(exc), file=sys.stderr)
@@ -82,6 +180,8 @@ def cmd_register(args, settings: Settings) -> int:
     except OSError as exc:  # missing, a directory, unreadable
         print(f"cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    for problem in problems:
+        print(f"warning: {problem}; then: model-eval-gate regate {artifact_id}", file=sys.stderr)
     print(artifact_id)
     return EXIT_OK
 
@@ -93,7 +193,8 @@ def cmd_backfill(args, settings: Settings) -> int:
     # is seeded with the platform's 8 legacy artifacts; a real host database
     # (DSN set) only gets them when asked with --legacy-fixture.
     load_fixture = args.legacy_fixture or not settings.dsn
-    outcome = backfill(settings=settings, report_path=args.report, load_fixture=load_fixture)
+    report = args.report or settings.home / "reports" / "migration_report_ws1.md"
+    outcome = backfill(settings=settings, report_path=report, load_fixture=load_fixture)
     print(f"adopted {len(outcome.adopted)} legacy model artifact(s); {outcome.already_done} already had model_versions rows")
     print(f"migration report: {outcome.report_path}")
     return EXIT_OK
@@ -114,6 +215,24 @@ def cmd_benchmark_add(args, settings: Settings) -> int:
           f"{benchmark.n_examples if benchmark.n_examples is not None else 'self-scored'} examples, "
           f"primary metric {benchmark.primary_metric}, split {benchmark.split_hash[:16]}")
     return EXIT_OK
+
+
+STDERR_TAIL_LINES = 20
+
+
+def escaped(text: str) -> str:
+    """text with every non-printable character as a visible escape: a model's output cannot drive the terminal."""
+    out = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        elif char == "\t":
+            out.append("\\t")
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
+    return "".join(out)
 
 
 def print_gate_result(result: dict, stream=sys.stdout) -> None:
@@ -139,6 +258,11 @@ def print_gate_result(result: dict, stream=sys.stdout) -> None:
     print(f"verdict     {result['outcome'].upper()} ({result['reason_code']}"
           + (f", magnitude {result['magnitude']}" if result.get("magnitude") else "") + ")", file=stream)
     print(f"reason      {result['reason']}", file=stream)
+    if result.get("stderr_tail"):
+        lines = str(result["stderr_tail"]).rstrip("\n").splitlines()[-STDERR_TAIL_LINES:]
+        print(f"\neval.py's stderr (last {len(lines)} lines, control characters escaped):", file=stream)
+        for line in lines:
+            print("  | " + escaped(line), file=stream)
     if result.get("dry_run"):
         print("(dry run: nothing was written)", file=stream)
 
@@ -448,6 +572,23 @@ def build_parser() -> argparse.ArgumentParser:
              "Print the database URL: MODEL_EVAL_GATE_DSN if set, else the embedded server's (starting it "
              "if needed). psql \"$(model-eval-gate db-url)\" connects to it.", needs_schema=False)
 
+    p = _add(sub, "db", None, "the embedded PostgreSQL: db status, db stop, db url",
+             "The embedded PostgreSQL (used when MODEL_EVAL_GATE_DSN is unset) lives in "
+             "MODEL_EVAL_GATE_HOME/pgdata and keeps running between commands.")
+    db_sub = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    _add(db_sub, "status", cmd_db_status, "where the database is, whether it runs, its disk use (exit 3 if stopped)",
+         needs_schema=False)
+    q = _add(db_sub, "stop", cmd_db_stop, "stop the embedded PostgreSQL (its data stays; any command restarts it)",
+             needs_schema=False)
+    q.add_argument("--force", action="store_true", help="stop it even while model-eval-gate daemons use it")
+    _add(db_sub, "url", cmd_db_url, "print the database URL (the same as db-url)", needs_schema=False)
+
+    p = _add(sub, "psql", cmd_psql, "open psql on the database (the embedded server's own client if needed)",
+             "Run psql connected to the database: the system's psql for MODEL_EVAL_GATE_DSN, the embedded "
+             "server's bundled client otherwise (or when no psql is installed). Arguments after the command "
+             "go to psql, e.g. model-eval-gate psql -c 'select * from gate_jobs'.", needs_schema=False)
+    p.add_argument("psql_args", nargs=argparse.REMAINDER, metavar="PSQL_ARGS", help="passed to psql as they are")
+
     p = _add(sub, "migrate", cmd_migrate, "create or update model-eval-gate's tables (idempotent)",
              "Apply the pending SQL migrations (sql/migrations), each in its own transaction, under an "
              "advisory lock. Safe to run again: an up-to-date database is left alone.", needs_schema=False)
@@ -462,10 +603,13 @@ def build_parser() -> argparse.ArgumentParser:
              "A running daemon gates the candidate at once, so place its eval.py first "
              "(MODEL_EVAL_GATE_ARTIFACT_ROOT/models/<artifact id>/eval.py).")
     p.add_argument("file", type=Path, metavar="FILE", help="the registration JSON file (see README: Using it)")
+    p.add_argument("--force", action="store_true",
+                   help="register even without eval.py in place or with an unrecorded benchmark (the gate "
+                        "then ends in an error verdict; fix it and run `model-eval-gate regate ID`)")
 
     p = _add(sub, "backfill", cmd_backfill, "give legacy model artifacts their model_versions rows (WS1)")
     p.add_argument("--report", type=Path, metavar="PATH", help="where to write the migration report "
-                   "(default: ./docs/model_artifacts/migration_report_ws1.md)")
+                   "(default: MODEL_EVAL_GATE_HOME/reports/migration_report_ws1.md)")
     p.add_argument("--legacy-fixture", action="store_true",
                    help="load the research platform's 8 legacy artifacts first (implied on the embedded database)")
 
@@ -547,6 +691,22 @@ def _log_level(args, log_format: str) -> str:
     return "info"
 
 
+def _psql_arguments(argv: list[str]) -> list[str] | None:
+    """For `model-eval-gate [options] psql ARGS...`: removes ARGS from argv (in place) and returns them.
+
+    argparse would read psql's own options (-c, -tA) as ours.
+    """
+    for index, word in enumerate(argv):
+        if word == "psql":
+            passed_on = argv[index + 1:]
+            del argv[index + 1:]
+            return passed_on
+        if not word.startswith("-") and argv[index - 1:index] != ["--log-format"] and \
+                argv[index - 1:index] != ["--log-level"]:
+            return None  # another command (whose own arguments may contain the word psql)
+    return None
+
+
 def check_schema(settings: Settings) -> None:
     """Raise NotMigrated unless every migration this version ships is applied."""
     from . import db, migrate
@@ -564,7 +724,11 @@ def check_schema(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed_on = _psql_arguments(argv)
     args = parser.parse_args(argv)  # usage errors: argparse prints usage and one line, exit 2
+    if passed_on is not None:
+        args.psql_args = passed_on
     stream = sys.stdout if args.command == "run" else sys.stderr  # stdout stays for results
     log_format = choose_format(args.log_format, stream)
     settings = None

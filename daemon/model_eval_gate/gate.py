@@ -249,7 +249,8 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             log.info("evaluation_finished", model="parent", seconds=round(timings["evaluate_parent"], 3),
                      cached=parent_eval.cached, wall_seconds=parent_eval.wall_seconds)
     except EvaluationError as exc:
-        log.warning("evaluation_error", reason_code=exc.reason_code, error=str(exc))
+        # The verdict's reason code, so that the log and the verdict name the failure alike.
+        log.warning("evaluation_error", reason_code=str(_error_code(exc)), error=str(exc))
         result["error"] = str(exc)
         if exc.stderr:
             result["stderr_tail"] = exc.stderr[-2000:]
@@ -406,21 +407,26 @@ def run_eval_gate(candidate_artifact_id: str, *, settings: Settings | None = Non
         return run_claimed_job(settings, job, conn=conn)
 
 
+def _gate_writing_nothing(candidate_artifact_id: str, settings: Settings, n_resamples: int) -> dict[str, Any]:
+    with db.connect(settings, autocommit=True) as conn:
+        result = evaluate_and_decide(conn, settings, candidate_artifact_id, n_resamples=n_resamples, store=False)
+    result["dry_run"] = True
+    return result
+
+
 @log_tool_call("run_eval_gate_quick", summarize=_summary, persist=False)
 def run_eval_gate_quick(candidate_artifact_id: str, *, settings: Settings | None = None,
                         n_resamples: int | None = None) -> dict[str, Any]:
     """The whole gate with 100 resamples, writing nothing (not even the evaluation cache)."""
     settings = settings or Settings.from_env()
-    with db.connect(settings, autocommit=True) as conn:
-        result = evaluate_and_decide(conn, settings, candidate_artifact_id,
-                                     n_resamples=n_resamples or settings.quick_resamples, store=False)
-    result["dry_run"] = True
-    return result
+    return _gate_writing_nothing(candidate_artifact_id, settings, n_resamples or settings.quick_resamples)
 
 
+# Logged under the name the user typed (`gate ID --dry-run`), not the quick gate it shares its code with.
+@log_tool_call("gate --dry-run", summarize=_summary, persist=False)
 def dry_run(candidate_artifact_id: str, *, settings: Settings, n_resamples: int | None = None) -> dict[str, Any]:
     """The full gate (default resamples) without writing: for `gate --dry-run`."""
-    return run_eval_gate_quick(candidate_artifact_id, settings=settings, n_resamples=n_resamples or settings.n_resamples)
+    return _gate_writing_nothing(candidate_artifact_id, settings, n_resamples or settings.n_resamples)
 
 
 _NON_HUMAN_ACTORS = ("model-eval-gate", "system", "daemon", "root", "postgres")

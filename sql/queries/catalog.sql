@@ -77,3 +77,13 @@ SELECT l.artifact_id, a.title, l.legacy_metadata, l.legacy_state, l.extracted, l
   JOIN artifacts a ON a.id = l.artifact_id
   JOIN model_versions mv ON mv.artifact_id = l.artifact_id
  ORDER BY a.title;
+
+-- name: registration_benchmark
+-- The benchmark a new candidate will be gated on (its own, else its
+-- parent's, as the gate resolves it) and whether it is recorded.
+WITH chosen AS (
+    SELECT COALESCE(%(benchmark_id)s::text,
+                    (SELECT benchmark_id FROM model_versions WHERE artifact_id = %(parent_id)s)) AS id
+)
+SELECT chosen.id AS benchmark_id, EXISTS (SELECT 1 FROM benchmarks b WHERE b.id = chosen.id) AS recorded
+  FROM chosen;

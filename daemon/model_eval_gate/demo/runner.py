@@ -31,7 +31,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import warnings
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -604,11 +603,7 @@ def stop_demo(home: Path | None = None, *, stream: TextIO = sys.stdout) -> int:
     pid = stop_previous_daemon(paths)
     if pid:
         print(f"stopped the demo's daemon (pid {pid})", file=stream)
-    running = (home / "pgdata" / "postmaster.pid").exists()
-    if running:
-        # pgserver's import warns when XDG_RUNTIME_DIR is unset (root, CI); it falls back to /tmp, which is fine.
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        embedded.stop_server(home)
-    print(f"stopped the demo's PostgreSQL in {home / 'pgdata'}" if running
-          else f"the demo's PostgreSQL in {home / 'pgdata'} was not running", file=stream)
+    stopped = embedded.stop_server(home)
+    # The same words as `model-eval-gate db stop`.
+    print(embedded.stopped_text(home / "pgdata", was_running=stopped), file=stream)
     return 0
