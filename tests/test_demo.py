@@ -24,6 +24,7 @@ from model_eval_gate import embedded
 from model_eval_gate.benchmark import load_benchmark
 from model_eval_gate.demo import datasets, scenario, training
 from model_eval_gate.demo.verdicts import problems
+from test_readme import assert_walkthrough_worked, run_walkthrough
 
 REPO = Path(__file__).resolve().parents[1]
 WATCHED = scenario.expected_verdicts()
@@ -73,6 +74,18 @@ def assert_expected_outcome(home: Path, run: subprocess.CompletedProcess) -> Non
     assert "promote_with_tradeoff (tradeoff_verified)" in out and "reject (primary_regressed)" in out
     assert "claim param_count -50%: measured 12 vs 24 (ratio 0.5), verified" in out
     assert "UNEXPECTED" not in out and "Traceback" not in run.stderr
+    # For people: it fits a terminal, explains its terms before using them, names the failed guardrail,
+    # and says what the README says about each model.
+    too_wide = [line for line in out.splitlines() if len(line) >= 100]
+    assert too_wide == [], too_wide
+    for term, explained in (("WS1", "WS1, the platform's migration"), ("is_latest", "head (is_latest = 1)"),
+                            ("lifecycle", "lifecycle is the platform's state"),
+                            ("biocreep", "biocreep guard (small tolerated losses")):
+        assert out.index(explained) <= out.index(term) + len(explained), term
+    assert "guardrail brier failed" in out
+    assert "318 participants" in out and "12 covariates dropped" in out
+    assert "site 3" not in out and "11 variables" not in out
+    assert "Left behind in" in out and "rm -rf" in out
     # Where to look further, pointing at this home.
     assert f"export MODEL_EVAL_GATE_HOME={home}" in out and 'psql' in out and "model-eval-gate status" in out
     assert str(home / "logs" / "daemon.log") in out
@@ -118,11 +131,15 @@ def assert_the_web_shows_the_demo(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_demo_runs_end_to_end_and_reruns_from_scratch(demo_home):
+def test_the_demo_runs_end_to_end_and_reruns_from_scratch(demo_home, tmp_path):
     first = run_cli("demo", "--home", str(demo_home))
     assert_expected_outcome(demo_home, first)
     assert "MODEL_EVAL_GATE_DSN is set and ignored" in first.stdout
     assert (demo_home / "migration_report_ws1.md").stat().st_size > 2000
+
+    # The README's registration walk-through, as written, on what the demo left.
+    walked = run_walkthrough(demo_home, tmp_path)
+    assert_walkthrough_worked(walked)
 
     second = run_cli("demo", "--home", str(demo_home))
     assert_expected_outcome(demo_home, second)

@@ -691,6 +691,16 @@ def _log_level(args, log_format: str) -> str:
     return "info"
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line as main() reads it (argparse exits 2 with usage on a bad one)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed_on = _psql_arguments(argv)
+    args = build_parser().parse_args(argv)
+    if passed_on is not None:
+        args.psql_args = passed_on
+    return args
+
+
 def _psql_arguments(argv: list[str]) -> list[str] | None:
     """For `model-eval-gate [options] psql ARGS...`: removes ARGS from argv (in place) and returns them.
 
@@ -723,12 +733,7 @@ def check_schema(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    passed_on = _psql_arguments(argv)
-    args = parser.parse_args(argv)  # usage errors: argparse prints usage and one line, exit 2
-    if passed_on is not None:
-        args.psql_args = passed_on
+    args = parse_args(argv)  # usage errors: argparse prints usage and one line, exit 2
     stream = sys.stdout if args.command == "run" else sys.stderr  # stdout stays for results
     log_format = choose_format(args.log_format, stream)
     settings = None

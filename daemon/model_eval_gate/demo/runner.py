@@ -84,8 +84,20 @@ def _first_closed_directory(path: Path) -> Path | None:
 
 # ---------------------------------------------------------------- output --
 
+WIDTH = 99  # every line fits a 100-column terminal
+
+
+def fit(text: str, indent: str = "", rest: str | None = None) -> str:
+    """text after indent, wrapped at WIDTH (continuation lines indented by rest); a line that fits is left as is."""
+    if len(indent) + len(text) <= WIDTH:
+        return indent + text
+    rest = indent + "  " if rest is None else rest
+    return textwrap.fill(text, width=WIDTH, initial_indent=indent, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False)
+
+
 class Console:
-    """The demo's narrative on stdout, each line stamped with the seconds since the start."""
+    """The demo's narrative on stdout, each step stamped with the seconds since the start, WIDTH columns at most."""
 
     def __init__(self, stream: TextIO):
         self.stream = stream
@@ -96,13 +108,15 @@ class Console:
         return time.monotonic() - self.started
 
     def step(self, text: str) -> None:
-        print(f"\n[{self.elapsed:5.1f}s] {text}", file=self.stream, flush=True)
+        print("\n" + fit(text, f"[{self.elapsed:5.1f}s] ", " " * 10), file=self.stream, flush=True)
 
     def line(self, text: str = "") -> None:
-        print(f"        {text}" if text else "", file=self.stream, flush=True)
+        print(fit(text, " " * 8, " " * 10) if text else "", file=self.stream, flush=True)
 
     def raw(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        body = text.lstrip(" ")
+        indent = text[: len(text) - len(body)]
+        print(fit(body, indent), file=self.stream, flush=True)
 
 
 # ----------------------------------------------------------------- paths --
@@ -267,11 +281,13 @@ class DemoRun:
         c.line(f"database   {self.dsn}")
         c.line(f"data dir   {server.pgdata}")
         applied = migrate.migrate(self.dsn)
-        c.line(f"migrated   {len(applied)} migrations ({', '.join(m.path.name for m in applied)})")
+        c.line(f"migrated   {len(applied)} migrations ({applied[0].path.name} to {applied[-1].path.name})"
+               if applied else "migrated   (nothing to do)")
         outcome = backfill(settings=self.settings, report_path=self.paths.report, load_fixture=True)
         with db.connect(self.dsn, autocommit=True) as conn:
             states = db.fetch_all(conn, "demo_promotion_states")
-        c.step(f"Backfill: {len(outcome.adopted)} legacy model artifacts now have model_versions rows")
+        c.step(f"Backfill (WS1, the platform's migration of its legacy models): {len(outcome.adopted)} legacy "
+               "model artifacts now have model_versions rows, the record the gate decides on")
         c.line(", ".join(f"{r['n']} {r['promotion_state']}" for r in states)
                + " (the two biophysical ODE models wait for the gate, their jobs are queued)")
         c.line(f"migration report: {outcome.report_path}")
@@ -287,6 +303,8 @@ class DemoRun:
         (self.paths.artifact_root / "models").mkdir(mode=0o755)
         (self.paths.artifact_root / "models").chmod(0o755)
         c.step(f"Benchmarks, generated in code with fixed seeds, in {self.paths.benchmarks}")
+        c.line("(a guardrail is a second metric that may not get worse by more than its threshold; the margin "
+               "is how much worse the primary metric may get when a verified tradeoff pays for it)")
         self.benchmarks = {}
         with db.connect(self.dsn, autocommit=True) as conn:
             for spec in scenario.BENCHMARKS:
@@ -422,12 +440,10 @@ class DemoRun:
         label = self.labels.get(artifact_id, "")
         stamp = f"[{c.elapsed:5.1f}s]"
         if row["status"] == "running":
-            c.raw(f"{stamp}   gating   {label:<8} {artifact_id}  (worker {row['worker_id']}, "
-                  f"attempt {row['attempt']})")
+            c.raw(f"{stamp}   gating   {label:<8} {artifact_id}  (attempt {row['attempt']})")
         elif row["status"] == "done":
-            against = f"  vs {row['compared_against']}" if row["compared_against"] else ""
             c.raw(f"{stamp}   decided  {label:<8} {artifact_id}: {str(row['outcome']).upper()} "
-                  f"({row['reason_code']})  {primary_text(row['primary_row'])}{against}  in {row['seconds']:.1f}s")
+                  f"({row['reason_code']})  {primary_text(row['primary_row'])}  in {row['seconds']:.1f}s")
         elif row["status"] in ("failed", "cancelled"):
             c.raw(f"{stamp}   {row['status']:<8} {label:<8} {artifact_id}: {row['error']}")
         elif row["status"] == "queued" and row["attempt"]:
@@ -456,6 +472,10 @@ class DemoRun:
         resamples = sorted({v.result.get("n_resamples") for v in verdicts if v.result.get("seed") is not None})
         c.step("Verdicts (paired bootstrap over the same examples, "
                + "/".join(str(n) for n in resamples) + " resamples; delta = candidate - parent, 95% CI)")
+        c.line("a lineage is one model's versions; its head (is_latest = 1) is the version in use")
+        c.line("promotion_state is the gate's record (candidate, promoted, rejected, superseded);")
+        c.line("lifecycle is the platform's state of the artifact (candidate, active, superseded)")
+        c.raw("")
         for line in render_table(verdicts):
             c.raw("  " + line)
         c.raw("")
@@ -463,7 +483,7 @@ class DemoRun:
         for v in verdicts:
             c.raw(f"  {v.artifact_id}  ({v.title})")
             for line in explanation(v):
-                c.raw(textwrap.fill(line, width=110, initial_indent="      ", subsequent_indent="        "))
+                c.raw(fit(line, "      ", "        "))
             for problem in v.problems:
                 c.raw(f"      UNEXPECTED: {problem}")
 
@@ -471,28 +491,32 @@ class DemoRun:
         with db.connect(self.dsn, autocommit=True) as conn:
             rows = db.fetch_all(conn, "demo_lineage_versions", {"lineage_id": scenario.AD_RISK})
         c = self.console
-        c.step("The AD risk lineage now")
+        c.step("The AD risk lineage now (promotion_state / lifecycle)")
+        width = max(len(r["id"]) for r in rows) if rows else 0
         for r in rows:
-            head = "  <- lineage head (is_latest = 1)" if r["is_latest"] else ""
-            successor = f", superseded by {r['superseded_by']}" if r["superseded_by"] else ""
-            c.line(f"v{r['version_number']}  {r['id']:<44} {r['promotion_state']:<10} "
-                   f"lifecycle {r['lifecycle_state']}{successor}{head}")
+            head = "  <- head (is_latest = 1)" if r["is_latest"] else ""
+            c.line(f"v{r['version_number']}  {r['id']:<{width}}  {r['promotion_state']} / {r['lifecycle_state']}{head}")
+            if r["superseded_by"]:
+                c.line(f"      replaced by {r['superseded_by']}")
 
     def print_where_to_look(self) -> None:
         c = self.console
         home = self.paths.home
-        bundled = self.server.bin_dir / "psql"
-        psql = "psql" if shutil.which("psql") or not bundled.exists() else str(bundled)
         c.step("Look further (the demo's database keeps running)")
         c.line(f"export {PREFIX}HOME={home}")
-        c.line(f'{psql} "$(model-eval-gate db-url)" -c "SELECT artifact_id, promotion_state, promotion_notes '
-               'FROM model_versions ORDER BY created_at"')
-        c.line(f'{psql} "$(model-eval-gate db-url)" -c "SELECT id, artifact_id, assignee, title FROM tickets"')
+        c.line('model-eval-gate psql -c "SELECT artifact_id, promotion_state FROM model_versions"')
+        c.line('model-eval-gate psql -c "SELECT id, artifact_id, assignee, title FROM tickets"')
         c.line("model-eval-gate status")
-        c.line(f"jq -c 'select(.candidate_id==\"model-ad-risk-v3-pruned\") | {{ts, event, outcome, reason_code}}' "
-               f"{self.paths.daemon_log}")
-        c.line(f"migration report {self.paths.report}; demo log {self.paths.demo_log}")
-        c.line(f"stop the demo's database: model-eval-gate demo --stop{self._home_flag()}")
+        log = f"${PREFIX}HOME/{self.paths.daemon_log.relative_to(home)}"
+        if shutil.which("jq"):
+            c.line(f"jq -c 'select(.event==\"verdict\")' \"{log}\"")
+        else:  # no jq on this machine: the log is one JSON object per line, grep reads it too
+            c.line(f"grep '\"event\": \"verdict\"' \"{log}\"")
+        c.line(f"less \"${PREFIX}HOME/{self.paths.report.relative_to(home)}\"   (the WS1 migration report)")
+        status = embedded.server_status(home)
+        c.step(f"Left behind in {home}: {status.size_bytes / 1e6:.0f} MB, and the demo's PostgreSQL, running")
+        c.line(f"stop it:       model-eval-gate demo --stop{self._home_flag()}")
+        c.line(f"then, to free the space: rm -rf {home}")
 
     def print_web_address(self) -> None:
         from ..web.server import DEFAULT_PORT

@@ -269,14 +269,14 @@ CANDIDATES: tuple[Candidate, ...] = (
         _ad_metadata(24, "memory-clinic cohort, 5,000 participants"), lambda: None, CRASHED,
         code_commit_sha="4b1e9d2c7a60", training_params={"C": 0.5, "penalty": "l2"}),
     Candidate(
-        V3_PRUNED, "AD Risk Prediction Model v3 (11 variables)", V2, 2, "smaller",
+        V3_PRUNED, "AD Risk Prediction Model v3 (12 covariates dropped)", V2, 2, "smaller",
         "agent-ml-7", "drops the 12 lifestyle covariates (coefficients near zero): 12 parameters instead of 24",
         _ad_metadata(12, "memory-clinic cohort, 5,000 participants", tradeoff_justification={
             "param_count": "-50%", "rationale": "the 12 lifestyle covariates carry almost no signal"}),
         ad_risk_v3_pruned, TRADEOFF,
         code_commit_sha="8f03c1d9e2b4", training_params={"C": 0.5, "penalty": "l2"}),
     Candidate(
-        "model-ad-risk-v3-single-site", "AD Risk Prediction Model v3 (site 3 retrain)", V2, 2, "worse",
+        "model-ad-risk-v3-single-site", "AD Risk Prediction Model v3 (one site's 318 participants)", V2, 2, "worse",
         "agent-ml-9", "retrained on scanning site 3 only (318 participants) to adapt to its scanner",
         _ad_metadata(24, "memory-clinic cohort, site 3 only, 318 participants"), ad_risk_single_site, REGRESSED,
         code_commit_sha="c2d7a41f9b30", training_params={"C": 0.5, "penalty": "l2"}),

@@ -95,20 +95,41 @@ def primary_row(result: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def render_table(verdicts: Sequence[Verdict]) -> list[str]:
-    """candidate, parent, metric, delta with CI, verdict, and whether it is the expected one."""
-    headers = ["candidate", "parent (compared against)", "metric", "delta [95% CI]", "verdict", ""]
+    """Two lines per gated version (so that it fits a terminal): who against whom, then the numbers and the verdict."""
     rows = []
     for v in verdicts:
         result = v.result
         primary = primary_row(result)
-        against = result.get("compared_against") or "(root version)"
+        against = f"vs {result['compared_against']}" if result.get("compared_against") else "(root version)"
         if result.get("head_moved"):
             against += " (new head)"
-        rows.append([f"{v.label}: {v.artifact_id}", against, primary.get("metric", "-"), delta_text(primary),
-                     f"{result.get('outcome', '?')} ({result.get('reason_code', '?')})",
-                     "ok" if v.ok else "UNEXPECTED"])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [headers, *rows]]
+        numbers = f"{primary['metric']} {delta_text(primary)}" if primary else "no metric: the evaluation failed"
+        rows.append((f"{v.label}: {v.artifact_id}  {against}", numbers,
+                     f"{result.get('outcome', '?')} ({result.get('reason_code', '?')})", "ok" if v.ok else "UNEXPECTED"))
+    middle = max([len("primary metric: delta [95% CI]"), *(len(r[1]) for r in rows)])
+    right = max([len("verdict"), *(len(r[2]) for r in rows)])
+    lines = ["candidate  vs the version it is compared against",
+             f"    {'primary metric: delta [95% CI]'.ljust(middle)}  verdict"]
+    for who, numbers, verdict, ok in rows:
+        lines += [who, f"    {numbers.ljust(middle)}  {verdict.ljust(right)}  {ok}"]
+    return lines
+
+
+def failed_guardrails(result: Mapping[str, Any]) -> list[str]:
+    """Each guardrail metric whose interval allows a loss beyond its tolerance, with the numbers."""
+    tolerances = (result.get("policy") or {}).get("guardrails") or {}
+    named = []
+    for row in result.get("metric_table") or []:
+        tolerance = tolerances.get(row.get("metric"))
+        if row.get("role") != "guardrail" or tolerance is None or row.get("ci_low") is None:
+            continue
+        worst = row["ci_high"] if not row.get("higher_is_better") else -row["ci_low"]
+        if worst > tolerance:
+            direction = "higher" if not row.get("higher_is_better") else "lower"
+            named.append(f"guardrail {row['metric']} failed: {row['parent']:.4g} -> {row['candidate']:.4g}, "
+                         f"up to {worst:.4g} {direction} (worse) at the 95% level, over its tolerance of "
+                         f"{tolerance:g}")
+    return named
 
 
 def explanation(v: Verdict) -> list[str]:
@@ -119,10 +140,13 @@ def explanation(v: Verdict) -> list[str]:
         measured = claim.get("measured") or {}
         lines.append(f"claim {claim.get('key')} {claim.get('claimed')}: measured {measured.get('candidate')} vs "
                      f"{measured.get('parent')} (ratio {measured.get('ratio')}), {claim.get('status')}")
+    if "guardrail_violated" in (result.get("failed_checks") or []):
+        lines += failed_guardrails(result)
     baseline = result.get("compared_with_baseline") or {}
     if baseline.get("is_parent"):
-        lines.append("biocreep guard: the parent is the lineage's last promotion that needed no tradeoff, "
-                     "so the loss against the parent is the whole cumulative loss, and it is within the margin")
+        lines.append("biocreep guard (small tolerated losses must not add up over generations): the parent "
+                     "is the lineage's last promotion that needed no tradeoff, so the loss against the parent "
+                     "is the whole cumulative loss, and it is within the margin")
     if result.get("stderr_tail"):
         last = [line for line in result["stderr_tail"].splitlines() if line.strip()][-1:]
         if last:
@@ -130,5 +154,6 @@ def explanation(v: Verdict) -> list[str]:
     if row.get("ticket_id") is not None:
         lines.append(f"ticket #{row['ticket_id']} opened for {row['ticket_assignee']}")
     if v.expected.outcome == "error":
-        lines.append(f"nothing flipped: still {row.get('promotion_state')}, is_latest {row.get('is_latest')}")
+        lines.append(f"nothing changed: still {row.get('promotion_state')}, is_latest {row.get('is_latest')} "
+                     "(not its lineage's head)")
     return lines
