@@ -642,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "run", cmd_run, "run the daemon: LISTEN, claim, gate, apply (SIGTERM stops it gracefully)",
              "Run the daemon: it listens for new candidates, gates each under a lease and applies the "
              "verdict. Any number of daemons can serve one database. Logs go to stdout. Full guide: "
-             "docs/operations.md.")
+             "docs/operations.md.", needs_schema="if_reachable")
     p.add_argument("--workers", type=_positive_int, metavar="N",
                    help="concurrent gates in this daemon (default: MODEL_EVAL_GATE_WORKERS or 1)")
 
@@ -740,7 +740,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         configure_logging(_log_level(args, log_format), stream=stream, fmt=log_format)
         settings = _settings()
-        if getattr(args, "needs_schema", True):
+        needs_schema = getattr(args, "needs_schema", True)
+        if needs_schema == "if_reachable":  # the daemon waits for its database itself
+            import psycopg
+
+            try:
+                check_schema(settings)
+            except psycopg.OperationalError:
+                pass
+        elif needs_schema:
             check_schema(settings)
         return args.handler(args, settings)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes one line, never a traceback
