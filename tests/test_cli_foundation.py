@@ -204,3 +204,17 @@ def test_backfill_on_a_host_database_loads_the_legacy_fixture_only_when_asked(co
     assert seeded.returncode == 0, seeded.stderr
     assert f"migration report: {report}" in seeded.stdout.splitlines()
     assert conn.execute("SELECT count(*) AS n FROM model_versions").fetchone()["n"] == 8
+
+
+def test_register_model_from_python_warns_when_its_gate_can_only_fail(conn, dsn, tmp_path):
+    import structlog
+
+    from model_eval_gate.catalog import register_model
+    from model_eval_gate.config import Settings
+
+    settings = Settings(dsn=dsn, home=tmp_path / "home", artifact_root=tmp_path / "artifacts")
+    with structlog.testing.capture_logs() as logs:
+        assert register_model({**GOOD_REGISTRATION, "benchmark_id": "nowhere"}, settings=settings) == "model-cli-1"
+    warned = [e for e in logs if e["event"] == "registered_gate_will_fail"]
+    assert [w["log_level"] for w in warned] == ["warning", "warning"]
+    assert "no eval.py in" in warned[0]["problem"] and "benchmark nowhere is not recorded" in warned[1]["problem"]

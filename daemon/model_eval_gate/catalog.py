@@ -381,20 +381,53 @@ def register_model_in(conn: psycopg.Connection, payload: dict) -> str:
     return artifact_id
 
 
+def registration_problems(conn: psycopg.Connection, payload: dict, settings: Settings) -> list[str]:
+    """What would make a new candidate's gate end in an error at once (a running daemon gates it as
+    soon as it is registered): no artifact_id to place its eval.py under, no eval.py there yet, or a
+    benchmark (its own, else its parent's) that is not recorded. Reads only."""
+    from .evaluate import model_dir
+
+    problems = []
+    artifact_id = payload.get("artifact_id")
+    if not artifact_id:
+        problems.append("the registration has no artifact_id, so its eval.py cannot be in place yet: add "
+                        '"artifact_id" and put the model in MODEL_EVAL_GATE_ARTIFACT_ROOT/models/<artifact_id>/')
+    elif not (model_dir(settings, artifact_id) / "eval.py").is_file():
+        problems.append(f"no eval.py in {model_dir(settings, artifact_id)}: put the model there first")
+    named = payload.get("benchmark_id") or (payload.get("metadata") or {}).get("benchmark_id")
+    found = db.fetch_one(conn, "registration_benchmark",
+                         {"benchmark_id": named, "parent_id": payload.get("parent_version_id")})
+    if not conn.autocommit:
+        conn.rollback()
+    if found["benchmark_id"] is None:
+        problems.append("no benchmark_id, and the parent names none: the gate would have nothing to compare on")
+    elif not found["recorded"]:
+        problems.append(f"benchmark {found['benchmark_id']} is not recorded: record it first with "
+                        "model-eval-gate benchmark add DIR")
+    return problems
+
+
 @log_tool_call("register_model", summarize=lambda artifact_id: {"artifact_id": artifact_id})
-def register_model(payload: dict, *, settings: Settings | None = None) -> str:
+def register_model(payload: dict, *, settings: Settings | None = None, warn: bool = True) -> str:
     """Register a candidate model version: artifacts, universal_artifacts and
     model_versions in one transaction. Invalid input raises
     MetadataValidationError and writes nothing. Returns the artifact id.
 
     The model_versions insert fires the gate's trigger, which queues the
-    candidate for evaluation in the same transaction.
+    candidate for evaluation in the same transaction. With warn, a
+    registration whose gate can only end in an error (registration_problems)
+    is logged as a warning, once per problem.
     """
     settings = settings or Settings.from_env()
     with db.connect(settings) as conn:
+        problems = registration_problems(conn, payload, settings) if warn and isinstance(payload, dict) \
+            and not registration_violations(payload) else []
         with conn.transaction():
             artifact_id = register_model_in(conn, payload)
     log.info("model_registered", artifact_id=artifact_id, parent_id=payload.get("parent_version_id"))
+    for problem in problems:
+        log.warning("registered_gate_will_fail", artifact_id=artifact_id, problem=problem,
+                    fix=f"then: model-eval-gate regate {artifact_id}")
     return artifact_id
 
 

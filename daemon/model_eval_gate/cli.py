@@ -137,43 +137,29 @@ def cmd_migrate(args, settings: Settings) -> int:
     return EXIT_OK
 
 
-def registration_problems(payload: dict, settings: Settings) -> list[str]:
-    """What would make a new candidate's gate fail at once: a running daemon gates it as soon as it is registered."""
-    from . import db
-    from .evaluate import model_dir
-
-    problems = []
-    artifact_id = payload.get("artifact_id")
-    if not artifact_id:
-        problems.append("the registration has no artifact_id, so its eval.py cannot be in place yet: add "
-                        '"artifact_id" and put the model in MODEL_EVAL_GATE_ARTIFACT_ROOT/models/<artifact_id>/')
-    elif not (model_dir(settings, artifact_id) / "eval.py").is_file():
-        problems.append(f"no eval.py in {model_dir(settings, artifact_id)}: put the model there first")
-    named = payload.get("benchmark_id") or (payload.get("metadata") or {}).get("benchmark_id")
-    with db.connect(settings, autocommit=True) as conn:
-        found = db.fetch_one(conn, "registration_benchmark",
-                             {"benchmark_id": named, "parent_id": payload.get("parent_version_id")})
-    if found["benchmark_id"] is None:
-        problems.append("no benchmark_id, and the parent names none: the gate would have nothing to compare on")
-    elif not found["recorded"]:
-        problems.append(f"benchmark {found['benchmark_id']} is not recorded: record it first with "
-                        "model-eval-gate benchmark add DIR")
-    return problems
-
-
 def cmd_register(args, settings: Settings) -> int:
-    from .catalog import MetadataValidationError, load_registration_file, register_model, registration_violations
+    from . import db
+    from .catalog import (
+        MetadataValidationError,
+        load_registration_file,
+        register_model,
+        registration_problems,
+        registration_violations,
+    )
 
     try:
         payload = load_registration_file(args.file)
-        problems = [] if registration_violations(payload) else registration_problems(payload, settings)
+        problems = []
+        if not registration_violations(payload):
+            with db.connect(settings, autocommit=True) as conn:
+                problems = registration_problems(conn, payload, settings)
         if problems and not args.force:
             print(f"refused: {args.file} would be gated at once and end in an error verdict "
                   "(--force registers it anyway):", file=sys.stderr)
             for problem in problems:
                 print(f"  - {problem}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        artifact_id = register_model(payload, settings=settings)
+        artifact_id = register_model(payload, settings=settings, warn=False)
     except MetadataValidationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
