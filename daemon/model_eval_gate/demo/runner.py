@@ -114,9 +114,9 @@ class Console:
         print(fit(text, " " * 8, " " * 10) if text else "", file=self.stream, flush=True)
 
     def raw(self, text: str) -> None:
-        body = text.lstrip(" ")
-        indent = text[: len(text) - len(body)]
-        print(fit(body, indent), file=self.stream, flush=True)
+        for line in text.split("\n"):  # each line keeps its own indentation
+            body = line.lstrip(" ")
+            print(fit(body, line[: len(line) - len(body)]), file=self.stream, flush=True)
 
 
 # ----------------------------------------------------------------- paths --
