@@ -567,19 +567,63 @@ def load_legacy_fixture(conn: psycopg.Connection) -> int:
     return inserted
 
 
+def parse_legacy_metadata(text: str | None) -> tuple[dict, str | None]:
+    """A legacy artifact's metadata from its exact stored text, and what was wrong with it (None if nothing).
+
+    A SQLite-era host keeps metadata as TEXT: empty strings, keys given
+    twice, text that is not JSON at all. The text is never rewritten for
+    that; the model row is adopted with what can be read, and the problem
+    goes to a human (model_review_items).
+    """
+    if text is None or not text.strip():
+        return {}, "the legacy metadata is empty"
+    repeated: list[str] = []
+
+    def pairs(items):
+        seen = {}
+        for key, value in items:
+            if key in seen:
+                repeated.append(key)
+            seen[key] = value  # the last one wins, as jsonb keeps it
+        return seen
+
+    try:
+        value = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        return {}, f"the legacy metadata is not JSON ({exc.msg}): {shown!r}"
+    if not isinstance(value, dict):
+        return {}, f"the legacy metadata is a JSON {type(value).__name__}, not an object"
+    if repeated:
+        return value, f"the legacy metadata repeats key(s) {', '.join(sorted(set(repeated)))}; the last value was kept"
+    return value, None
+
+
 def adopt_legacy_model(conn: psycopg.Connection, row: Mapping) -> BackfillPlan:
+    legacy_text = row.get("metadata_text")
+    if "metadata" not in row:  # a row read as stored text (legacy_models_without_version)
+        metadata, problem = parse_legacy_metadata(legacy_text)
+        row = {**row, "metadata": metadata}
+    else:
+        problem = None
+        legacy_text = json.dumps(row["metadata"]) if legacy_text is None and row["metadata"] is not None else legacy_text
     plan = plan_backfill(row)
+    if problem:
+        plan.review.insert(0, ("metadata", problem, legacy_text))
     valid = not metadata_violations(plan.metadata)
     notes = None
     if plan.review:
         notes = "WS1 backfill held for review: " + "; ".join(f"{f}: {r}" for f, r, _ in plan.review)
-    db.execute(conn, "update_artifact_metadata", {"id": plan.artifact_id, "metadata": json.dumps(plan.metadata, sort_keys=True)})
+    stored = db.fetch_one(conn, "update_artifact_metadata",
+                          {"id": plan.artifact_id, "metadata": json.dumps(plan.metadata, sort_keys=True)})
     db.execute(conn, "upsert_universal_artifact", {"id": plan.artifact_id, "title": row["title"], "lifecycle_state": row["lifecycle_state"]})
     _write_model_version(conn, artifact_id=plan.artifact_id, metadata=plan.metadata, fields=plan.fields,
                          promotion_state=plan.promotion_state, promotion_notes=notes)
     db.execute(conn, "insert_backfill_log", {
         "artifact_id": plan.artifact_id,
         "legacy_metadata": json.dumps(row["metadata"] or {}),
+        "legacy_metadata_text": legacy_text,
+        "backfilled_metadata_text": stored["stored_text"],
         "legacy_state": json.dumps({"is_latest": row["is_latest"], "lifecycle_state": row["lifecycle_state"],
                                     "version_number": row["version_number"], "origin_type": row["origin_type"]}),
         "extracted": json.dumps({"renamed": plan.extracted, "model_versions_fields": plan.fields}, sort_keys=True),

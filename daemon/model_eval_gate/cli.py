@@ -118,6 +118,10 @@ def cmd_migrate(args, settings: Settings) -> int:
     from . import db, migrate
 
     dsn = db.resolve_dsn(settings)
+    if args.check:
+        report = migrate.check(dsn)
+        print(report.summary(), file=sys.stdout if report.compatible else sys.stderr)
+        return EXIT_OK if report.compatible else EXIT_FAILURE
     if args.status:
         with db.connect(dsn, autocommit=True) as conn:
             rows = migrate.status(conn)
@@ -127,12 +131,17 @@ def cmd_migrate(args, settings: Settings) -> int:
         return EXIT_FAILURE if any(r.state in ("changed", "missing") for r in rows) else EXIT_OK
     if args.down_to is not None:
         if not args.yes:
-            print("refusing to run down migrations without --yes: they drop tables and data", file=sys.stderr)
+            print("refusing to run down migrations without --yes: they drop the gate's tables and data "
+                  "(never a host table or column the gate found)", file=sys.stderr)
             return EXIT_BAD_INPUT
+        if settings.pooler == "transaction":
+            print(f"error: refusing to run down migrations through a transaction pooler; hint: {migrate.POOLER_HINT}",
+                  file=sys.stderr)
+            return EXIT_FAILURE
         reverted = migrate.downgrade(dsn, args.down_to)
         print("reverted: " + (", ".join(m.path.name for m in reverted) or "nothing"))
         return EXIT_OK
-    applied = migrate.migrate(dsn)
+    applied = migrate.migrate(dsn, pooler_mode=settings.pooler)
     print("applied: " + ", ".join(m.path.name for m in applied) if applied else "database is up to date")
     return EXIT_OK
 
@@ -253,8 +262,35 @@ def print_gate_result(result: dict, stream=sys.stdout) -> None:
         print("(dry run: nothing was written)", file=stream)
 
 
+def _gate_failure_line(artifact_id: str, exc: BaseException) -> str:
+    """One line for a failed `gate`: what happened to the job, the cause, and what to do."""
+    import psycopg
+
+    from .db import is_connection_loss
+
+    cause = " ".join(str(exc).split()) or type(exc).__name__
+    if is_connection_loss(exc):
+        hint = "is PostgreSQL up and MODEL_EVAL_GATE_DSN right? then run the gate again"
+    elif isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction,
+                          psycopg.errors.UndefinedColumn)):
+        hint = "the schema is missing or behind: run model-eval-gate migrate --check, then migrate"
+    elif isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        hint = "this role lacks a privilege the gate needs (docs/operations.md, roles)"
+    else:
+        hint = "run it again with MODEL_EVAL_GATE_LOG_LEVEL=debug for details, or leave it to the daemon"
+    job = getattr(exc, "job_id", None)
+    if job is None:
+        fate = ""
+    elif getattr(exc, "job_released", False):
+        fate = f" (job {job} released back to the queue)"
+    else:
+        fate = f" (job {job} could not be released; its lease expires and a daemon's sweep requeues it)"
+    return f"error: gate of {artifact_id} failed{fate}: {type(exc).__name__}: {cause}; hint: {hint}"
+
+
 def cmd_gate(args, settings: Settings) -> int:
     from .gate import GateRefused, dry_run, run_eval_gate, run_eval_gate_quick
+    from .lifecycle import LeaseLost
 
     try:
         if args.quick:
@@ -266,6 +302,16 @@ def cmd_gate(args, settings: Settings) -> int:
     except GateRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except LeaseLost as exc:
+        print(f"error: gate of {args.artifact_id} lost its job's lease ({exc}); nothing was written; "
+              "hint: another worker holds the job now; see model-eval-gate status", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt as exc:
+        print(_gate_failure_line(args.artifact_id, exc), file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line with the cause and a hint, never a traceback
+        print(_gate_failure_line(args.artifact_id, exc), file=sys.stderr)
+        return EXIT_FAILURE
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -577,8 +623,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "migrate", cmd_migrate, "create or update model-eval-gate's tables (idempotent)",
              "Apply the pending SQL migrations (sql/migrations), each in its own transaction, under an "
-             "advisory lock. Safe to run again: an up-to-date database is left alone.", needs_schema=False)
+             "advisory lock. Safe to run again: an up-to-date database is left alone. On a platform's "
+             "existing database it first checks the host schema and refuses, changing nothing, what it "
+             "cannot use (docs/operations.md, 'Deploying into an existing database').", needs_schema=False)
     p.add_argument("--status", action="store_true", help="list applied and pending migrations, change nothing")
+    p.add_argument("--check", action="store_true",
+                   help="inspect the host schema, list every incompatibility with its fix; change nothing")
     p.add_argument("--down-to", type=int, metavar="VERSION",
                    help="revert the migrations above VERSION with their .down.sql files (drops data)")
     p.add_argument("--yes", action="store_true", help="confirm --down-to")

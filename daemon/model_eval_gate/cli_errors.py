@@ -61,9 +61,12 @@ def explain(exc: BaseException, settings=None) -> tuple[str, int]:
     from .benchmark import BenchmarkError
     from .config import ConfigError
     from .embedded import EmbeddedDatabaseError
-    from .migrate import MigrationError
+    from .migrate import HostSchemaIncompatible, MigrationError
 
     where = describe_database(settings)
+    if isinstance(exc, HostSchemaIncompatible):
+        # One message, one line per problem: a DBA works through it as a list.
+        return f"error: refusing to migrate: {exc}", EXIT_FAILURE
     if isinstance(exc, CliError):
         return one_line(exc), exc.exit_code
     if isinstance(exc, KeyboardInterrupt):

@@ -12,6 +12,12 @@ from pathlib import Path
 
 PREFIX = "MODEL_EVAL_GATE_"
 
+#: MODEL_EVAL_GATE_POOLER: what sits between the gate and PostgreSQL.
+#: "transaction" (PgBouncer pool_mode = transaction) and "session" turn off
+#: server-side prepared statements; "transaction" also makes `migrate` refuse
+#: (its advisory lock needs a session). The daemon verifies LISTEN itself.
+POOLER_MODES = ("none", "session", "transaction")
+
 
 class ConfigError(ValueError):
     """A MODEL_EVAL_GATE_* variable holds a value we cannot use."""
@@ -62,6 +68,7 @@ def _parse(environ, name: str, default, kind):
 class Settings:
     # Database: with no DSN the embedded PostgreSQL in `home` is used.
     dsn: str | None = None
+    pooler: str = "none"  # one of POOLER_MODES
     home: Path = field(default_factory=default_home)
     artifact_root: Path | None = None  # default: home / "artifacts"
     log_level: str = "info"
@@ -124,6 +131,7 @@ class Settings:
         artifact_root = _env(environ, "ARTIFACT_ROOT")
         settings = cls(
             dsn=_env(environ, "DSN"),
+            pooler=_env(environ, "POOLER", defaults.pooler).strip().lower(),
             home=Path(home).expanduser() if home else defaults.home,
             artifact_root=Path(artifact_root).expanduser() if artifact_root else None,
             log_level=_env(environ, "LOG_LEVEL", defaults.log_level).lower(),
@@ -151,6 +159,8 @@ class Settings:
             metrics_port=_parse(environ, "METRICS_PORT", None, int),
             metrics_address=_env(environ, "METRICS_ADDRESS", defaults.metrics_address),
         )
+        if settings.pooler not in POOLER_MODES:
+            raise ConfigError(f"{PREFIX}POOLER={settings.pooler!r} is not one of {', '.join(POOLER_MODES)}")
         if settings.workers < 1:
             raise ConfigError(f"{PREFIX}WORKERS must be at least 1")
         if settings.n_resamples < 10 or settings.quick_resamples < 10:

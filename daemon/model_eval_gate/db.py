@@ -24,6 +24,20 @@ _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.errors.AdminShutdown)
 
 
+def is_connection_loss(exc: BaseException) -> bool:
+    """The database went away (restart, terminated backend, network): not the statement's fault.
+
+    Narrower than TRANSIENT_ERRORS: a lock or statement timeout is an
+    OperationalError too, but the server answered it.
+    """
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    sqlstate = exc.sqlstate
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+
+
 class QueryNotFound(KeyError):
     pass
 
@@ -76,9 +90,20 @@ def connect(
     *,
     autocommit: bool = False,
     application_name: str = "model-eval-gate",
+    pooler: str | None = None,
 ) -> psycopg.Connection:
-    """A connection with dict rows, keepalives, and pgvector registered when installed."""
-    dsn = settings_or_dsn if isinstance(settings_or_dsn, str) else resolve_dsn(settings_or_dsn)
+    """A connection with dict rows, keepalives, and pgvector registered when installed.
+
+    Behind a pooler (Settings.pooler, or `pooler` for a bare DSN) psycopg
+    prepares no statements: a transaction pooler hands the server connection
+    to other clients between transactions, where our prepared statements
+    would collide with theirs (DuplicatePreparedStatement) or be run by them.
+    """
+    if isinstance(settings_or_dsn, str):
+        dsn = settings_or_dsn
+    else:
+        dsn = resolve_dsn(settings_or_dsn)
+        pooler = pooler or settings_or_dsn.pooler
     conn = psycopg.connect(
         dsn,
         autocommit=autocommit,
@@ -91,13 +116,16 @@ def connect(
         keepalives_interval=10,
         keepalives_count=3,
         connect_timeout=10,
+        prepare_threshold=None if pooler not in (None, "none") else 5,
     )
     register_vector_if_present(conn)
     return conn
 
 
 def register_vector_if_present(conn: psycopg.Connection) -> None:
-    # Before the first migration the vector type does not exist yet.
+    # Before the first migration, or without pgvector (it is optional), the
+    # vector type does not exist; where it is installed outside the
+    # search_path, fingerprints are disabled (fingerprint.unavailable_reason).
     present = fetch_one(conn, "has_vector_type")["present"]
     if not conn.autocommit:
         conn.rollback()

@@ -26,6 +26,13 @@ from .logging import get_logger
 
 log = get_logger(__name__)
 
+# Finished evaluations whose storing a lost connection interrupted, by cache
+# key: the next evaluation of the same model on the same split (the job's
+# retry, in this process) stores and uses it instead of running eval.py again.
+_UNSTORED: dict[tuple[str, str, str, str], "Evaluation"] = {}
+_UNSTORED_KEEP = 32
+STORE_RETRY_SECONDS = 20.0
+
 
 class EvaluationError(RuntimeError):
     """An evaluation that cannot produce predictions; reason_code says which kind."""
@@ -124,6 +131,14 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
         raise EvaluationError("no_eval_py", f"no eval.py for {artifact_id} at {directory / 'eval.py'}")
     digest = model_hash(directory)
     cacheable = benchmark.example_ids is not None  # self-scored runs without an id list are not reused
+    key = (artifact_id, benchmark.id, benchmark.split_hash, digest)
+    kept = _UNSTORED.get(key)
+    if kept is not None and use_cache:
+        if store:
+            _store(conn, settings, kept)  # raises while the database is still away: kept for the next try
+        log.info("evaluation_recovered", artifact_id=artifact_id, benchmark_id=benchmark.id,
+                 why="finished before a database outage; not run again")
+        return kept
     if use_cache and cacheable:
         row = db.fetch_one(conn, "cached_evaluation", {
             "artifact_id": artifact_id, "benchmark_id": benchmark.id,
@@ -171,17 +186,65 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
         timings={"sandbox_seconds": round(run_seconds, 6)},
     )
     if store and cacheable:
-        db.execute(conn, "store_evaluation", {
-            "artifact_id": artifact_id, "benchmark_id": benchmark.id, "split_hash": benchmark.split_hash,
-            "model_hash": digest, "predictions": np.ascontiguousarray(predictions.values, dtype="<f8").tobytes(),
-            "prediction_shape": list(predictions.values.shape), "n_examples": int(predictions.values.shape[0]),
-            "self_reported": predictions.self_reported, "sandboxed": result.sandboxed,
-            "wall_seconds": result.wall_seconds, "cpu_seconds": result.cpu_seconds,
-            "peak_rss_bytes": result.peak_rss_bytes,
-        })
-        # A second statement, not part of the insert: a crash between the two
-        # leaves the fingerprint NULL, and the next cache hit fills it in.
-        fingerprint.store_fingerprint(conn, artifact_id=artifact_id, benchmark_id=benchmark.id,
-                                      split_hash=benchmark.split_hash, model_hash=digest,
-                                      predictions=predictions.values)
+        _UNSTORED[key] = evaluation
+        while len(_UNSTORED) > _UNSTORED_KEEP:
+            _UNSTORED.pop(next(iter(_UNSTORED)))
+        _store(conn, settings, evaluation)
     return evaluation
+
+
+def _store(conn: psycopg.Connection, settings: Settings, evaluation: Evaluation) -> None:
+    """Store a finished evaluation, through reconnects: eval.py's minutes are not thrown away for a blip.
+
+    On the caller's connection first; if that connection is lost, on fresh
+    ones for up to STORE_RETRY_SECONDS. If the database stays away, the
+    evaluation stays in _UNSTORED and the error propagates (the worker hands
+    the job back without counting the attempt; its retry finds it there).
+    """
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+
+    params = {
+        "artifact_id": evaluation.artifact_id, "benchmark_id": evaluation.benchmark_id,
+        "split_hash": evaluation.split_hash, "model_hash": evaluation.model_hash,
+        "predictions": np.ascontiguousarray(evaluation.predictions, dtype="<f8").tobytes(),
+        "prediction_shape": list(evaluation.predictions.shape), "n_examples": int(evaluation.predictions.shape[0]),
+        "self_reported": evaluation.self_reported, "sandboxed": evaluation.sandboxed,
+        "wall_seconds": evaluation.wall_seconds, "cpu_seconds": evaluation.cpu_seconds,
+        "peak_rss_bytes": evaluation.peak_rss_bytes,
+    }
+    key = (evaluation.artifact_id, evaluation.benchmark_id, evaluation.split_hash, evaluation.model_hash)
+    target = {"conn": conn}
+
+    def store_once() -> None:
+        connection = target["conn"]
+        if connection is None or connection.closed:
+            connection = target["conn"] = db.connect(settings, autocommit=True)
+        try:
+            db.execute(connection, "store_evaluation", params)
+            # A second statement, not part of the insert: a crash between the two
+            # leaves the fingerprint NULL, and the next cache hit fills it in.
+            fingerprint.store_fingerprint(connection, artifact_id=evaluation.artifact_id,
+                                          benchmark_id=evaluation.benchmark_id, split_hash=evaluation.split_hash,
+                                          model_hash=evaluation.model_hash, predictions=evaluation.predictions)
+        except Exception as exc:
+            if db.is_connection_loss(exc):
+                if connection is not conn:
+                    connection.close()
+                target["conn"] = None
+                log.warning("evaluation_store_retry", artifact_id=evaluation.artifact_id, error=str(exc).strip())
+            raise
+
+    try:
+        for attempt in Retrying(retry=retry_if_exception(db.is_connection_loss),
+                                wait=wait_exponential_jitter(initial=0.5, max=5.0),
+                                stop=stop_after_delay(STORE_RETRY_SECONDS), reraise=True):
+            with attempt:
+                store_once()
+    except Exception as exc:
+        if not db.is_connection_loss(exc):  # not an outage: nothing to keep it for
+            _UNSTORED.pop(key, None)
+        raise
+    finally:
+        if target["conn"] is not None and target["conn"] is not conn:
+            target["conn"].close()
+    _UNSTORED.pop(key, None)

@@ -219,11 +219,37 @@ def cosine_distance(a: Any, b: Any) -> float:
     return float(1.0 - (a @ b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+# ------------------------------------------------------------ available --
+
+class FingerprintsDisabled(SimilarityError):
+    """pgvector is not usable in this database; the message says what a superuser or DBA must do."""
+
+
+def unavailable_reason(conn: psycopg.Connection) -> str | None:
+    """None when fingerprints work here; otherwise why not, and how to turn them on.
+
+    pgvector is optional (migration 0006): without it the gate still finds
+    no-op candidates exactly (byte-equal stored predictions), and only
+    `similar` is unavailable.
+    """
+    row = db.fetch_one(conn, "fingerprints_status")
+    if row["has_column"] and row["type_visible"]:
+        return None
+    if row["extension_schema"] and not row["type_visible"]:
+        return (f"pgvector is installed in schema {row['extension_schema']}, which is not on this role's "
+                f"search_path; a DBA runs: ALTER ROLE {conn.info.user} SET search_path = \"$user\", public, "
+                f"{row['extension_schema']}")
+    return row["detail"] or ("pgvector is not installed in this database; a superuser runs once: "
+                             "CREATE EXTENSION vector; then: model-eval-gate migrate")
+
+
 # ------------------------------------------------------------------ store --
 
 def store_fingerprint(conn: psycopg.Connection, *, artifact_id: str, benchmark_id: str, split_hash: str,
                       model_hash: str, predictions: np.ndarray) -> bool:
     """Fill in the fingerprint of a stored evaluation that has none. True if it wrote one."""
+    if unavailable_reason(conn):
+        return False
     fingerprint = compute_fingerprint(predictions, benchmark_id, split_hash)
     row = db.fetch_one(conn, "store_fingerprint", {
         "fingerprint": fingerprint.vector, "artifact_id": artifact_id, "benchmark_id": benchmark_id,
@@ -235,6 +261,8 @@ def store_fingerprint(conn: psycopg.Connection, *, artifact_id: str, benchmark_i
 def ensure_fingerprint(conn: psycopg.Connection, eval_id: int, predictions: np.ndarray, benchmark_id: str,
                        split_hash: str) -> bool:
     """Backfill one stored evaluation (e.g. a cached one from before migration 0006). True if it wrote one."""
+    if unavailable_reason(conn):
+        return False
     row = db.fetch_one(conn, "fingerprint_missing", {"id": eval_id})
     if row is None or not row["missing"]:
         return False
@@ -270,6 +298,8 @@ def backfill_fingerprints(conn: psycopg.Connection, *, benchmark_id: str | None 
 
 def fingerprint_of(conn: psycopg.Connection, evaluation) -> np.ndarray:
     """The fingerprint of an Evaluation: the stored one, else computed from its predictions (nothing written)."""
+    if unavailable_reason(conn):
+        return compute_fingerprint(evaluation.predictions, evaluation.benchmark_id, evaluation.split_hash).vector
     row = db.fetch_one(conn, "stored_fingerprint", {
         "artifact_id": evaluation.artifact_id, "benchmark_id": evaluation.benchmark_id,
         "split_hash": evaluation.split_hash, "model_hash": evaluation.model_hash})
@@ -332,8 +362,15 @@ def exact_duplicates(conn: psycopg.Connection, predictions: np.ndarray, *, bench
 
     The fingerprint index nominates the DUPLICATE_CANDIDATES nearest versions;
     those within DUPLICATE_MAX_COSINE_DISTANCE are confirmed by comparing the
-    stored predictions element for element.
+    stored predictions element for element. Without pgvector the split's
+    stored predictions are compared byte for byte instead (identical_predictions).
     """
+    if unavailable_reason(conn):
+        expected = np.ascontiguousarray(predictions, dtype="<f8")
+        rows = db.fetch_all(conn, "identical_predictions", {
+            "benchmark_id": benchmark_id, "split_hash": split_hash, "exclude": exclude_artifact_id,
+            "shape": list(expected.shape), "predictions": expected.tobytes()})
+        return sorted((_neighbour(r) for r in rows), key=lambda n: (n.created_at, n.artifact_id))
     if vector is None:
         vector = compute_fingerprint(predictions, benchmark_id, split_hash).vector
     expected = np.asarray(predictions, dtype=np.float64)
@@ -355,7 +392,11 @@ def similar_versions(conn: psycopg.Connection, artifact_id: str, *, k: int = 10,
 
     Evaluations stored before fingerprints existed are fingerprinted first
     (derived data, written once), so the search sees every stored version.
+    Raises FingerprintsDisabled (a SimilarityError) without pgvector.
     """
+    reason = unavailable_reason(conn)
+    if reason:
+        raise FingerprintsDisabled(f"similar needs behavioural fingerprints, which are disabled here: {reason}")
     version = db.fetch_one(conn, "version_for_similarity", {"id": artifact_id})
     if version is None:
         raise UnknownVersion(f"no artifact {artifact_id!r}")
@@ -385,7 +426,8 @@ def similar_versions(conn: psycopg.Connection, artifact_id: str, *, k: int = 10,
 
 
 __all__ = [
-    "DIMENSIONS", "DUPLICATE_MAX_COSINE_DISTANCE", "Fingerprint", "FingerprintError", "Neighbour",
+    "DIMENSIONS", "DUPLICATE_MAX_COSINE_DISTANCE", "Fingerprint", "FingerprintError", "FingerprintsDisabled",
+    "Neighbour", "unavailable_reason",
     "NoStoredEvaluation", "SimilarVersions", "SimilarityError", "UnknownVersion", "as_array", "backfill_fingerprints",
     "compute_fingerprint", "cosine_distance", "ensure_fingerprint", "exact_duplicates", "fingerprint_of",
     "nearest", "projection_seed", "search_plan", "similar_versions", "store_fingerprint", "stored_predictions",

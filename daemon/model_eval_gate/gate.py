@@ -393,10 +393,44 @@ def _summary(result: dict) -> dict:
     return {k: result.get(k) for k in ("candidate_id", "compared_against", "outcome", "reason_code", "job_id")}
 
 
+def release_after_failure(settings: Settings, conn: psycopg.Connection | None, job: ClaimedJob,
+                          exc: BaseException) -> bool:
+    """Hand a job claimed in this process back to the queue after its gate failed; True if it was.
+
+    Interrupted (Ctrl-C) or cut off from the database, the attempt is not
+    counted: neither is the model's doing. Any other failure counts, so a
+    gate that keeps failing ends as a failed job rather than looping. The
+    release is fenced like every write of the job; when the database cannot
+    be reached even for that, the lease runs out and a daemon's sweep
+    requeues the job.
+    """
+    uncounted = isinstance(exc, KeyboardInterrupt) or db.is_connection_loss(exc)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    params = {"job_id": job.job_id, "worker_id": job.worker_id, "attempt": job.attempt, "delay_seconds": 0,
+              "count_attempt": not uncounted, "error": f"gate in {job.worker_id} failed: {type(exc).__name__}: {text}"}
+    for _ in range(3):
+        try:
+            if conn is None or conn.closed:
+                conn = db.connect(settings, autocommit=True)
+            return db.fetch_one(conn, "release_job", params) is not None
+        except psycopg.Error:
+            if conn is not None:
+                conn.close()
+            conn = None
+            time.sleep(0.5)
+    return False
+
+
 @log_tool_call("run_eval_gate", summarize=_summary)
 def run_eval_gate(candidate_artifact_id: str, *, settings: Settings | None = None,
                   requested_by: str = "run_eval_gate") -> dict[str, Any]:
-    """Gate a candidate now, in this process, and apply the verdict. Returns the result dict."""
+    """Gate a candidate now, in this process, and apply the verdict. Returns the result dict.
+
+    Whatever goes wrong after the claim (a database error, Ctrl-C, a bug),
+    the job is released before the exception propagates, with its
+    `job_released` attribute saying whether that worked: a failed gate
+    never leaves its job `running` until a sweep finds it.
+    """
     import os
 
     settings = settings or Settings.from_env()
@@ -404,7 +438,14 @@ def run_eval_gate(candidate_artifact_id: str, *, settings: Settings | None = Non
     with db.connect(settings, autocommit=True) as conn:
         job = claim_for_artifact(conn, settings, candidate_artifact_id, worker_id=worker_id,
                                  reason="direct", requested_by=requested_by)
-        return run_claimed_job(settings, job, conn=conn)
+        try:
+            return run_claimed_job(settings, job, conn=conn)
+        except LeaseLost:
+            raise  # someone else holds the job now: nothing of ours to release
+        except BaseException as exc:
+            exc.job_released = release_after_failure(settings, conn, job, exc)
+            exc.job_id = job.job_id
+            raise
 
 
 def _gate_writing_nothing(candidate_artifact_id: str, settings: Settings, n_resamples: int) -> dict[str, Any]:

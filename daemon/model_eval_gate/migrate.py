@@ -1,14 +1,29 @@
 """Applies sql/migrations/NNNN_name.sql in order, once each, under an advisory lock.
 
 Each migration runs in its own transaction together with the row that
-records it, so a failure leaves no half-applied migration behind. Applied files
-are checksummed: editing one after it ran is refused, because the database
-would silently differ from what the file now says.
+records it, so a failure leaves no half-applied migration behind. A file that
+starts with `-- migrate: no-transaction` (indexes built CONCURRENTLY) runs
+one statement at a time instead; its statements are idempotent, so an
+interrupted run is completed by the next one. Applied files are checksummed:
+editing one after it ran is refused, because the database would silently
+differ from what the file now says.
+
+Before anything is changed, the host schema is inspected
+(store/host_contract.py) and an incompatible one is refused with every
+problem listed. After the migrations, existing model rows get their lineage
+in batches (backfill_lineage), and fingerprints are switched on if pgvector
+has been installed since.
+
+A session advisory lock does not survive a transaction pooler (each
+statement may run on another server connection), so migrations through one
+are refused: with pooler_mode "transaction", or when the lock is seen not to
+be held by the session that runs the migration.
 """
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +34,31 @@ from . import db
 from .resources import sql_dir
 
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NO_TRANSACTION = "-- migrate: no-transaction"
+
+#: How long a migration statement waits for a lock on a (busy) host table.
+LOCK_TIMEOUT = "10s"
+#: Model rows given their lineage per transaction by backfill_lineage.
+LINEAGE_BATCH = 1000
+
+POOLER_HINT = ("run migrate on a direct connection to PostgreSQL (not through PgBouncer in transaction mode): "
+               "MODEL_EVAL_GATE_DSN=<direct dsn> MODEL_EVAL_GATE_POOLER=none model-eval-gate migrate")
 
 
 class MigrationError(RuntimeError):
     pass
+
+
+class HostSchemaIncompatible(MigrationError):
+    """The host schema cannot be used as it is; the message lists every problem and its fix."""
+
+    def __init__(self, report):
+        self.report = report
+        super().__init__(report.refusal())
+
+
+class PoolerRefused(MigrationError):
+    """An advisory-lock migration through a transaction pooler."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +78,50 @@ class Migration:
     @property
     def down_path(self) -> Path:
         return self.path.with_name(f"{self.version:04d}_{self.name}.down.sql")
+
+    @property
+    def transactional(self) -> bool:
+        return not self.sql.lstrip().startswith(_NO_TRANSACTION)
+
+
+def split_statements(text: str) -> list[str]:
+    """Top-level SQL statements of a file: semicolons inside quotes, dollar quotes and comments do not split."""
+    statements, start, i, n = [], 0, 0, len(text)
+    while i < n:
+        char = text[i]
+        if text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+            continue
+        if char == "'":
+            end = i + 1
+            while True:
+                end = text.find("'", end)
+                if end < 0 or not text.startswith("''", end):
+                    break
+                end += 2
+            i = n if end < 0 else end + 1
+            continue
+        if char == "$":
+            tag = re.match(r"\$[A-Za-z_]*\$", text[i:])
+            if tag:
+                end = text.find(tag.group(0), i + len(tag.group(0)))
+                i = n if end < 0 else end + len(tag.group(0))
+                continue
+        if char == ";":
+            statement = text[start:i].strip()
+            if _has_code(statement):
+                statements.append(statement)
+            start = i + 1
+        i += 1
+    tail = text[start:].strip()
+    if _has_code(tail):
+        statements.append(tail)
+    return statements
+
+
+def _has_code(statement: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
 
 
 @dataclass(frozen=True)
@@ -96,13 +176,64 @@ def unapplied(conn: psycopg.Connection, migrations: list[Migration] | None = Non
     return [m for m in migrations if m.version not in applied]
 
 
-def migrate(dsn: str, migrations: list[Migration] | None = None) -> list[Migration]:
-    """Apply every pending migration; return those applied now (empty when up to date)."""
+def _connect(dsn: str) -> psycopg.Connection:
+    # No server-side prepared statements: migrate may run through a pooler
+    # (it refuses to migrate there, but --check and status work).
+    conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
+    conn.row_factory = psycopg.rows.dict_row
+    return conn
+
+
+def _lock(conn: psycopg.Connection) -> None:
+    """Take the migration lock, polling: two migrators queue up instead of racing."""
+    while not db.fetch_one(conn, "try_lock_migrations")["locked"]:
+        time.sleep(0.2)
+
+
+def check(dsn: str):
+    """Inspect the host schema in a read-only transaction; returns a HostReport. Changes nothing."""
+    from .store import host_contract
+
+    with _connect(dsn) as conn:
+        with conn.transaction():
+            db.execute(conn, "read_only_transaction")
+            return host_contract.inspect(conn)
+
+
+def _refuse_pooler(conn: psycopg.Connection, pooler_mode: str | None) -> None:
+    if pooler_mode == "transaction":
+        raise PoolerRefused("refusing to migrate through a transaction pooler (MODEL_EVAL_GATE_POOLER=transaction): "
+                            "the migration lock is a session advisory lock, which such a pooler cannot keep; "
+                            + POOLER_HINT)
+    first = db.fetch_one(conn, "session_probe")
+    second = db.fetch_one(conn, "session_probe")
+    if not (first["holds_advisory_lock"] and second["holds_advisory_lock"]) or first["pid"] != second["pid"]:
+        raise PoolerRefused("refusing to migrate: the migration's advisory lock is not held by the server session "
+                            "running the statements, so a transaction pooler sits between us and PostgreSQL; "
+                            + POOLER_HINT)
+
+
+def migrate(dsn: str, migrations: list[Migration] | None = None, *, pooler_mode: str | None = None) -> list[Migration]:
+    """Apply every pending migration; return those applied now (empty when up to date).
+
+    Refuses, changing nothing, an incompatible host schema (HostSchemaIncompatible)
+    and a transaction pooler (PoolerRefused).
+    """
+    from .store import host_contract
+
     migrations = discover() if migrations is None else migrations
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.row_factory = psycopg.rows.dict_row
-        db.execute(conn, "lock_migrations")
+    with _connect(dsn) as conn:
+        if pooler_mode == "transaction":
+            _refuse_pooler(conn, pooler_mode)
+        _lock(conn)
         try:
+            _refuse_pooler(conn, None)
+            with conn.transaction():
+                db.execute(conn, "read_only_transaction")
+                report = host_contract.inspect(conn)
+            if not report.compatible:
+                raise HostSchemaIncompatible(report)
+            db.execute(conn, "set_migration_lock_timeout", {"lock_timeout": LOCK_TIMEOUT})
             states = status(conn, migrations)
             changed = [s for s in states if s.state == "changed"]
             if changed:
@@ -116,22 +247,67 @@ def migrate(dsn: str, migrations: list[Migration] | None = None) -> list[Migrati
             for migration in migrations:
                 if migration.version not in pending:
                     continue
-                try:
-                    with conn.transaction():
-                        conn.execute(migration.sql)
-                        db.execute(conn, "record_migration", {
-                            "version": migration.version,
-                            "name": migration.name,
-                            "checksum": migration.checksum,
-                        })
-                except psycopg.Error as exc:
-                    raise MigrationError(
-                        f"migration {migration.path.name} failed and was rolled back: {exc}"
-                    ) from exc
+                _apply(conn, migration)
                 applied_now.append(migration)
+            _after_migrations(conn)
             return applied_now
         finally:
-            db.execute(conn, "unlock_migrations")
+            if not conn.closed:
+                db.execute(conn, "unlock_migrations")
+
+
+def _failed(migration: Migration, exc: psycopg.Error, *, rolled_back: bool) -> MigrationError:
+    what = "failed and was rolled back" if rolled_back else "failed part-way (its statements are idempotent: " \
+                                                            "run migrate again once the cause is fixed)"
+    hint = ""
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        hint = (f" (no lock within {LOCK_TIMEOUT}: a long transaction holds a table this migration alters; "
+                "run migrate again when the host is quieter)")
+    return MigrationError(f"migration {migration.path.name} {what}: {' '.join(str(exc).split())}{hint}")
+
+
+def _apply(conn: psycopg.Connection, migration: Migration) -> None:
+    record = {"version": migration.version, "name": migration.name, "checksum": migration.checksum}
+    if migration.transactional:
+        try:
+            with conn.transaction():
+                conn.execute(migration.sql)
+                db.execute(conn, "record_migration", record)
+        except psycopg.Error as exc:
+            raise _failed(migration, exc, rolled_back=True) from exc
+        return
+    try:
+        for statement in split_statements(migration.sql):
+            conn.execute(statement)
+        db.execute(conn, "record_migration", record)
+    except psycopg.Error as exc:
+        raise _failed(migration, exc, rolled_back=False) from exc
+
+
+def backfill_lineage(conn: psycopg.Connection, *, batch: int = LINEAGE_BATCH) -> int:
+    """Give existing model rows their lineage, one short transaction per batch; returns the rows updated."""
+    total = 0
+    while True:
+        updated = db.execute(conn, "backfill_lineage_batch", {"batch": batch}).rowcount
+        total += updated
+        if updated < 1:
+            break
+    left = db.fetch_one(conn, "models_without_lineage")["ids"]
+    if left:
+        raise MigrationError(f"{len(left)} model artifact(s) have no lineage root (their parent_version_id chain "
+                             f"loops): {', '.join(left[:20])}; fix parent_version_id, then run migrate again")
+    return total
+
+
+def _after_migrations(conn: psycopg.Connection) -> None:
+    """The steps that follow every migrate: lineage backfill, host id functions, pgvector."""
+    if db.fetch_one(conn, "has_function", {"signature": "model_eval_gate_set_lineage()"})["present"]:
+        backfill_lineage(conn)
+    db.execute(conn, "refresh_host_id_functions")
+    if db.fetch_one(conn, "has_function", {"signature": "model_eval_gate_setup_fingerprints()"})["present"]:
+        feature = db.fetch_one(conn, "fingerprints_feature")
+        if feature is None or not feature["enabled"]:
+            db.fetch_one(conn, "setup_fingerprints")
 
 
 def downgrade(dsn: str, to_version: int, migrations: list[Migration] | None = None) -> list[Migration]:
@@ -141,10 +317,10 @@ def downgrade(dsn: str, to_version: int, migrations: list[Migration] | None = No
     asks for it explicitly.
     """
     migrations = discover() if migrations is None else migrations
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.row_factory = psycopg.rows.dict_row
-        db.execute(conn, "lock_migrations")
+    with _connect(dsn) as conn:
+        _lock(conn)
         try:
+            _refuse_pooler(conn, None)
             applied = {s.version for s in status(conn, migrations) if s.state in ("applied", "changed")}
             reverted = []
             for migration in sorted(migrations, key=lambda m: m.version, reverse=True):
@@ -152,9 +328,13 @@ def downgrade(dsn: str, to_version: int, migrations: list[Migration] | None = No
                     continue
                 if not migration.down_path.exists():
                     raise MigrationError(f"{migration.path.name} has no {migration.down_path.name}")
-                with conn.transaction():
-                    conn.execute(migration.down_path.read_text())
-                    db.execute(conn, "forget_migration", {"version": migration.version})
+                try:
+                    with conn.transaction():
+                        conn.execute(migration.down_path.read_text())
+                        db.execute(conn, "forget_migration", {"version": migration.version})
+                except psycopg.Error as exc:
+                    raise MigrationError(f"{migration.down_path.name} failed and was rolled back: "
+                                         f"{' '.join(str(exc).split())}") from exc
                 reverted.append(migration)
             return reverted
         finally:

@@ -59,6 +59,15 @@ from .sdnotify import SystemdNotifier
 
 CONTROL_APPLICATION = "model-eval-gate-daemon"
 WORKER_APPLICATION = "model-eval-gate-worker"
+PROBE_APPLICATION = "model-eval-gate-listen-probe"
+
+# LISTEN is proven, not assumed: after every LISTEN the daemon sends a NOTIFY
+# with this prefix from a second connection and waits this long for it. A
+# transaction pooler (PgBouncer pool_mode = transaction) accepts LISTEN and
+# then drops the notifications; the daemon then polls (every SWEEP_SECONDS)
+# and says so. Every daemon ignores every daemon's probes.
+LISTEN_PROBE_PREFIX = "model-eval-gate:listen-probe:"
+LISTEN_PROBE_SECONDS = 3.0
 
 # The longest the control loop waits before it looks at signals again.
 CONTROL_TICK_SECONDS = 0.5
@@ -235,6 +244,8 @@ class Daemon:
         self._control_deadline = max(MIN_CONTROL_DEADLINE_SECONDS, settings.keepalive_seconds)
         self.metrics = DaemonMetrics(workers=settings.workers, busy_workers=lambda: len(self._running),
                                      dsn_source=lambda: self._dsn)
+        # Whether this session listens: not in poll-only mode, nor after a failed probe.
+        self._listening = False
 
     # ----------------------------------------------------------------- run --
 
@@ -243,7 +254,7 @@ class Daemon:
         previous = self._install_signal_handlers()
         s = self.settings
         self.log.info(
-            "daemon_starting", workers=s.workers, poll_only=s.poll_only, lease_seconds=s.lease_seconds,
+            "daemon_starting", workers=s.workers, poll_only=s.poll_only, pooler=s.pooler, lease_seconds=s.lease_seconds,
             heartbeat_seconds=s.heartbeat_seconds, sweep_seconds=s.sweep_seconds,
             keepalive_seconds=s.keepalive_seconds, max_attempts=s.max_attempts,
             shutdown_grace_seconds=s.shutdown_grace_seconds, n_resamples=s.n_resamples,
@@ -326,21 +337,23 @@ class Daemon:
                 conn.close()
 
     def _open_session(self, conn: psycopg.Connection) -> None:
+        self._listening = False
         if not self.settings.poll_only:
             with self._deadline(conn, "listen_gate_channel"):
                 db.execute(conn, "listen_gate_channel")
+            self._listening = self._listen_works(conn)
         self._act_on_notifications(conn)
         requeued = self._sweep(conn)  # catch up: notifications sent while we were away are gone
         if not self._ready:
             self._start_workers()
             self._ready = True
             self.notifier.ready(self._status_text())
-            self.log.info("ready", listening=not self.settings.poll_only, channel="model_eval_gate",
+            self.log.info("ready", listening=self._listening, channel="model_eval_gate",
                           requeued_expired=requeued)
         else:
             down = time.monotonic() - self._disconnected_at if self._disconnected_at else None
             self.metrics.reconnects.inc()
-            self.log.info("reconnected", listening=not self.settings.poll_only, requeued_expired=requeued,
+            self.log.info("reconnected", listening=self._listening, requeued_expired=requeued,
                           down_seconds=round(down, 3) if down is not None else None)
             self._publish_status()
 
@@ -359,7 +372,7 @@ class Daemon:
                 next_round_trip = time.monotonic() + self.settings.keepalive_seconds
             wake_at = min(next_sweep, next_round_trip, self._next_watchdog, now + CONTROL_TICK_SECONDS)
             timeout = max(0.0, wake_at - time.monotonic())
-            if self.settings.poll_only:
+            if not self._listening:
                 self._stopping.wait(timeout)
                 continue
             received = [(n.payload, n.pid) for n in conn.notifies(timeout=timeout, stop_after=1)]
@@ -376,18 +389,56 @@ class Daemon:
                 self._pending.extend(received)
                 self._act_on_notifications(conn)
 
+    def _listen_works(self, conn: psycopg.Connection) -> bool:
+        """Prove that notifications reach this connection: NOTIFY from a second connection, wait for it.
+
+        From a second connection, not this one: a session's own NOTIFY comes
+        back to it even through a transaction pooler (when both statements
+        land on the same server connection), which would prove nothing.
+        Notifications that arrive meanwhile are kept for _act_on_notifications.
+        """
+        import uuid
+
+        payload = f"{LISTEN_PROBE_PREFIX}{self.settings.worker_id}:{uuid.uuid4().hex}"
+        try:
+            with db.connect(self._dsn, autocommit=True, application_name=PROBE_APPLICATION,
+                            pooler=self.settings.pooler) as probe:
+                db.execute(probe, "notify_gate_channel", {"payload": payload})
+        except CONNECTION_ERRORS as exc:
+            self.log.warning("listen_probe_failed", error=_one_line(exc),
+                             consequence="polling this session; the next reconnect probes again")
+            return False
+        deadline = time.monotonic() + LISTEN_PROBE_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            for notification in conn.notifies(timeout=left, stop_after=1):
+                if notification.payload == payload:
+                    return True
+                self._pending.append((notification.payload, notification.pid))
+        self.log.warning(
+            "listen_unavailable", probe_seconds=LISTEN_PROBE_SECONDS, pooler=self.settings.pooler,
+            sweep_seconds=self.settings.sweep_seconds,
+            consequence=f"notifications do not reach this connection (a transaction pooler drops them); polling "
+                        f"every {self.settings.sweep_seconds:g} s instead, and a bare NOTIFY is not seen",
+            hint="point the daemon at PostgreSQL directly or through a session pooler, or set "
+                 "MODEL_EVAL_GATE_POLL_ONLY=1 and a short MODEL_EVAL_GATE_SWEEP_SECONDS")
+        return False
+
     def _act_on_notifications(self, conn: psycopg.Connection) -> None:
         """Turn received payloads into gate requests; what a lost connection interrupts is kept for the next one."""
         if not self._pending:
             return
         first_sender: dict[str, int] = {}
+        probes = 0
         for payload, pid in self._pending:
+            if payload.startswith(LISTEN_PROBE_PREFIX):
+                probes += 1  # some daemon proving its LISTEN (perhaps this one, late)
+                continue
             if announced_job(payload) is None:  # the queue's own announcements only wake the workers
                 first_sender.setdefault(payload.strip(), pid)
         # Copies within one batch, and the queue's own announcements, ask for
         # nothing new (what a lost connection leaves in _pending is already
-        # distinct, so none is counted twice).
-        self.metrics.notifications_absorbed.inc(len(self._pending) - len(first_sender))
+        # distinct, so none is counted twice); probes are nobody's request.
+        self.metrics.notifications_absorbed.inc(len(self._pending) - probes - len(first_sender))
         todo = deque(first_sender.items())
         self._pending.clear()
         try:
@@ -491,7 +542,8 @@ class Daemon:
             sleep=sleep, before_sleep=log_retry, reraise=True,
         )
         try:
-            return retrying(db.connect, self._dsn, autocommit=True, application_name=application_name)
+            return retrying(db.connect, self._dsn, autocommit=True, application_name=application_name,
+                            pooler=self.settings.pooler)
         except CONNECTION_ERRORS:
             if self._stopping.is_set():
                 return None
@@ -590,7 +642,7 @@ class Daemon:
         try:
             settings = self._gate_settings.with_(sandbox_uid=self._gate_settings.sandbox_uid - slot.uid_offset)
             if slot.gate_conn is None or slot.gate_conn.closed:
-                slot.gate_conn = db.connect(self._dsn, autocommit=True)
+                slot.gate_conn = db.connect(self._dsn, autocommit=True, pooler=self.settings.pooler)
             result = run_claimed_job(settings, job, cancel=running.cancel, log=log, timeline=running.timeline,
                                      conn=slot.gate_conn)
         except LeaseLost as exc:
@@ -607,6 +659,18 @@ class Daemon:
         except Exception as exc:
             if running.cancel.is_set():  # broken by the shutdown's cancellation, not by itself
                 self._hand_back(slot, log, job, why=f"cancelled at shutdown ({_one_line(exc)})")
+            elif db.is_connection_loss(exc):
+                # A database outage is not the model's attempt: back to the
+                # queue uncounted. An evaluation that finished meanwhile is
+                # kept (evaluate._UNSTORED) and not run again.
+                if slot.gate_conn is not None:
+                    slot.gate_conn.close()
+                    slot.gate_conn = None
+                delay = self._backoff(1, base=self.settings.retry_base_seconds, cap=RECONNECT_MAX_WAIT_SECONDS)
+                if self._settle(slot, log, "release_job", job, delay_seconds=delay, count_attempt=False,
+                                error=f"database connection lost: {_one_line(exc)}"):
+                    log.warning("database_unavailable", error=_one_line(exc), retry_in_seconds=round(delay, 3),
+                                consequence="the job is back in the queue; the attempt is not counted")
             else:
                 self._retry_or_fail(slot, log, job, max_attempts, exc)
         else:
@@ -655,7 +719,8 @@ class Daemon:
                 with attempt:
                     try:
                         if slot.conn is None or slot.conn.closed:
-                            slot.conn = db.connect(self._dsn, autocommit=True, application_name=WORKER_APPLICATION)
+                            slot.conn = db.connect(self._dsn, autocommit=True, application_name=WORKER_APPLICATION,
+                                                   pooler=self.settings.pooler)
                         row = db.fetch_one(slot.conn, query, params)
                     except CONNECTION_ERRORS:
                         slot.close()

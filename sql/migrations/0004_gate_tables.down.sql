@@ -3,7 +3,5 @@
 DROP TRIGGER IF EXISTS model_versions_enqueue_candidate ON model_versions;
 DROP FUNCTION IF EXISTS model_eval_gate_enqueue_candidate();
 DROP FUNCTION IF EXISTS model_eval_gate_request(text, text, text);
-DROP INDEX IF EXISTS tickets_one_open_rejection;
-DROP INDEX IF EXISTS world_model_improvements_one_promotion;
 DROP TABLE IF EXISTS eval_results;
 DROP TABLE IF EXISTS gate_jobs;

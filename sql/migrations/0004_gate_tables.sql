@@ -1,9 +1,15 @@
 -- Gate-owned tables: the job queue, the evaluation cache, and the database
 -- side of "nothing is decided twice".
+--
+-- artifact_id and benchmark_id are soft references (no foreign key): a job's
+-- verdict and the evaluations behind it are history, and outlive the
+-- artifact or benchmark row the host may delete. The unique indexes this
+-- side of "decided once" needs on the host's world_model_improvements and
+-- tickets are built CONCURRENTLY by 0007.
 
 CREATE TABLE IF NOT EXISTS gate_jobs (
     id             bigserial PRIMARY KEY,
-    artifact_id    text NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+    artifact_id    text NOT NULL,
     reason         text NOT NULL DEFAULT 'registered',
     requested_by   text NOT NULL DEFAULT current_user,
     status         text NOT NULL DEFAULT 'queued'
@@ -41,8 +47,8 @@ CREATE INDEX IF NOT EXISTS gate_jobs_artifact ON gate_jobs (artifact_id, id);
 -- reused while neither its directory nor the split changed.
 CREATE TABLE IF NOT EXISTS eval_results (
     id               bigserial PRIMARY KEY,
-    artifact_id      text NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
-    benchmark_id     text NOT NULL REFERENCES benchmarks(id) ON DELETE CASCADE,
+    artifact_id      text NOT NULL,
+    benchmark_id     text NOT NULL,
     split_hash       text NOT NULL,
     model_hash       text NOT NULL,
     predictions      bytea NOT NULL,        -- float64, little-endian, benchmark example order
@@ -56,14 +62,6 @@ CREATE TABLE IF NOT EXISTS eval_results (
     created_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (artifact_id, benchmark_id, split_hash, model_hash)
 );
-
--- Every promotion has exactly one improvement event; a version is promoted at
--- most once (a promoted or superseded version is never re-gated).
-CREATE UNIQUE INDEX IF NOT EXISTS world_model_improvements_one_promotion
-    ON world_model_improvements (target_artifact_id) WHERE event_type = 'model_version_promoted';
--- One open rejection ticket per candidate, however often it is re-gated.
-CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_open_rejection
-    ON tickets (artifact_id) WHERE ticket_type = 'candidate-rejected' AND status = 'open';
 
 -- The durable way to ask for a gate from SQL. Returns the job id (an existing
 -- queued or running job is reused). Refuses what must never be re-gated.

@@ -1,6 +1,6 @@
 -- name: artifact_by_id
 SELECT id, artifact_type, title, version_number, parent_version_id, lineage_id, is_latest,
-       lifecycle_state, superseded_by, metadata, created_by, created_at
+       lifecycle_state, superseded_by, metadata::jsonb AS metadata, created_by, created_at::timestamptz AS created_at
   FROM artifacts WHERE id = %(id)s;
 
 -- name: artifact_exists
@@ -12,14 +12,14 @@ SELECT EXISTS (SELECT 1 FROM model_versions WHERE artifact_id = %(id)s) AS prese
 -- name: insert_artifact
 INSERT INTO artifacts (id, artifact_type, title, version_number, parent_version_id, version_tag,
                        changelog, is_latest, lifecycle_state, origin_type, origin_url, metadata,
-                       created_by)
+                       created_by, created_at)
 VALUES (%(id)s, 'model', %(title)s, %(version_number)s, %(parent_version_id)s, %(version_tag)s,
         %(changelog)s, %(is_latest)s, %(lifecycle_state)s, %(origin_type)s, %(origin_url)s,
-        %(metadata)s::jsonb, %(created_by)s);
+        %(metadata)s::jsonb, %(created_by)s, now());
 
 -- name: upsert_universal_artifact
-INSERT INTO universal_artifacts (artifact_id, artifact_type, title, lifecycle_state)
-VALUES (%(id)s, 'model', %(title)s, %(lifecycle_state)s)
+INSERT INTO universal_artifacts (artifact_id, artifact_type, title, lifecycle_state, created_at, updated_at)
+VALUES (%(id)s, 'model', %(title)s, %(lifecycle_state)s, now(), now())
 ON CONFLICT (artifact_id) DO UPDATE
    SET title = EXCLUDED.title, lifecycle_state = EXCLUDED.lifecycle_state, updated_at = now();
 
@@ -36,8 +36,10 @@ VALUES (%(artifact_id)s, %(is_external)s, %(external_source_url)s, %(external_so
         %(eval_dataset_artifact_id)s, %(benchmark_id)s, %(promotion_state)s, %(promotion_notes)s);
 
 -- name: legacy_models_without_version
-SELECT a.id, a.title, a.metadata, a.is_latest, a.lifecycle_state, a.version_number,
-       a.parent_version_id, a.origin_type, a.origin_url, a.created_by, a.created_at
+-- The legacy metadata as its exact stored text: a SQLite-era column may hold
+-- text that is not JSON at all (catalog.py parses it and says so).
+SELECT a.id, a.title, a.metadata::text AS metadata_text, a.is_latest, a.lifecycle_state, a.version_number,
+       a.parent_version_id, a.origin_type, a.origin_url, a.created_by, a.created_at::text AS created_at
   FROM artifacts a
  WHERE a.artifact_type = 'model'
    AND NOT EXISTS (SELECT 1 FROM model_versions mv WHERE mv.artifact_id = a.id)
@@ -52,12 +54,16 @@ VALUES (%(id)s, 'model', %(title)s, 1, 1, %(lifecycle_state)s, %(origin_type)s, 
 ON CONFLICT (id) DO NOTHING;
 
 -- name: update_artifact_metadata
-UPDATE artifacts SET metadata = %(metadata)s::jsonb WHERE id = %(id)s;
+-- The backfill's one write to a host row (a model row): what it stored comes
+-- back as text, so that the way back (0005 down) can tell it is unchanged.
+UPDATE artifacts SET metadata = %(metadata)s::jsonb WHERE id = %(id)s
+RETURNING metadata::text AS stored_text;
 
 -- name: insert_backfill_log
-INSERT INTO model_backfill_log (artifact_id, legacy_metadata, legacy_state, extracted, metadata_valid)
-VALUES (%(artifact_id)s, %(legacy_metadata)s::jsonb, %(legacy_state)s::jsonb, %(extracted)s::jsonb,
-        %(metadata_valid)s);
+INSERT INTO model_backfill_log (artifact_id, legacy_metadata, legacy_metadata_text, backfilled_metadata_text,
+                                legacy_state, extracted, metadata_valid)
+VALUES (%(artifact_id)s, %(legacy_metadata)s::jsonb, %(legacy_metadata_text)s, %(backfilled_metadata_text)s,
+        %(legacy_state)s::jsonb, %(extracted)s::jsonb, %(metadata_valid)s);
 
 -- name: insert_review_item
 INSERT INTO model_review_items (artifact_id, field, reason, legacy_value)
@@ -66,7 +72,7 @@ ON CONFLICT (artifact_id, field) DO NOTHING;
 
 -- name: backfill_report_rows
 SELECT l.artifact_id, a.title, l.legacy_metadata, l.legacy_state, l.extracted, l.metadata_valid,
-       l.backfilled_at, a.metadata AS current_metadata, a.is_latest, a.lifecycle_state,
+       l.backfilled_at, a.metadata::jsonb AS current_metadata, a.is_latest, a.lifecycle_state,
        mv.promotion_state, mv.promotion_notes, mv.is_external, mv.code_repo_url, mv.code_commit_sha,
        mv.code_entrypoint, mv.trained_by, mv.benchmark_id,
        COALESCE((SELECT json_agg(json_build_object('field', r.field, 'reason', r.reason,

@@ -16,9 +16,9 @@ RETURNING artifact_id;
 -- A new version under its parent: never latest, lifecycle 'candidate' until
 -- the gate decides (is_latest defaults to 1 on host tables, so it is explicit).
 INSERT INTO artifacts (id, artifact_type, title, version_number, parent_version_id, version_tag,
-                       changelog, is_latest, lifecycle_state, origin_type, metadata, created_by)
+                       changelog, is_latest, lifecycle_state, origin_type, metadata, created_by, created_at)
 SELECT %(id)s, 'model', %(title)s, parent.version_number + 1, parent.id, %(version_tag)s,
-       %(changelog)s, 0, 'candidate', 'internal', %(metadata)s::jsonb, %(created_by)s
+       %(changelog)s, 0, 'candidate', 'internal', %(metadata)s::jsonb, %(created_by)s, now()
   FROM artifacts parent
  WHERE parent.id = %(parent_id)s
 RETURNING id, version_number;

@@ -64,8 +64,8 @@ SELECT set_config('hnsw.ef_search', %(ef_search)s, true);
 -- can return fewer rows than asked: fingerprint.nearest() then falls back to
 -- nearest_fingerprints_exact. A version with several stored evaluations keeps
 -- its nearest one. Only the k rows left are joined to their versions.
-SELECT n.eval_id, n.artifact_id, n.distance, a.title, a.lineage_id, a.version_number, a.created_at,
-       mv.promotion_state
+SELECT n.eval_id, n.artifact_id, n.distance, a.title, a.lineage_id, a.version_number,
+       COALESCE(a.created_at::timestamptz, (SELECT created_at FROM eval_results WHERE id = n.eval_id)) AS created_at, mv.promotion_state
   FROM (SELECT * FROM (SELECT DISTINCT ON (candidates.artifact_id) candidates.*
                          FROM (SELECT e.id AS eval_id, e.artifact_id, e.fingerprint <=> %(v)s AS distance
                                  FROM eval_results e
@@ -83,8 +83,8 @@ SELECT n.eval_id, n.artifact_id, n.distance, a.title, a.lineage_id, a.version_nu
 
 -- name: nearest_fingerprints_exact
 -- Every fingerprint of the split, one per version: exact, no index order.
-SELECT n.eval_id, n.artifact_id, n.distance, a.title, a.lineage_id, a.version_number, a.created_at,
-       mv.promotion_state
+SELECT n.eval_id, n.artifact_id, n.distance, a.title, a.lineage_id, a.version_number,
+       COALESCE(a.created_at::timestamptz, (SELECT created_at FROM eval_results WHERE id = n.eval_id)) AS created_at, mv.promotion_state
   FROM (SELECT * FROM (SELECT DISTINCT ON (e.artifact_id) e.id AS eval_id, e.artifact_id,
                               e.fingerprint <=> %(v)s AS distance
                          FROM eval_results e
@@ -97,3 +97,28 @@ SELECT n.eval_id, n.artifact_id, n.distance, a.title, a.lineage_id, a.version_nu
   JOIN artifacts a ON a.id = n.artifact_id
   LEFT JOIN model_versions mv ON mv.artifact_id = n.artifact_id
  ORDER BY n.distance, n.artifact_id;
+
+-- name: fingerprints_status
+-- Fingerprints need pgvector (0006 makes the column only where it is
+-- installed) and its type on this session's search_path.
+SELECT EXISTS (SELECT 1 FROM pg_attribute
+                WHERE attrelid = 'eval_results'::regclass AND attname = 'fingerprint' AND NOT attisdropped)
+           AS has_column,
+       to_regtype('vector') IS NOT NULL AS type_visible,
+       (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'vector') AS extension_schema,
+       (SELECT detail FROM model_eval_gate_features WHERE name = 'fingerprints') AS detail;
+
+-- name: identical_predictions
+-- The exact duplicates of a prediction vector on one split without
+-- fingerprints (no pgvector): byte-equal stored predictions of the same
+-- shape, among the split's rows (eval_results_benchmark_split).
+SELECT DISTINCT ON (e.artifact_id) e.id AS eval_id, e.artifact_id, 0.0::float8 AS distance, a.title,
+       a.lineage_id, a.version_number, COALESCE(a.created_at::timestamptz, e.created_at) AS created_at, mv.promotion_state
+  FROM eval_results e
+  JOIN artifacts a ON a.id = e.artifact_id
+  LEFT JOIN model_versions mv ON mv.artifact_id = e.artifact_id
+ WHERE e.benchmark_id = %(benchmark_id)s AND e.split_hash = %(split_hash)s
+   AND e.artifact_id IS DISTINCT FROM %(exclude)s::text
+   AND e.prediction_shape = %(shape)s::integer[] AND e.predictions = %(predictions)s
+ ORDER BY e.artifact_id, e.id;

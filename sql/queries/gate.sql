@@ -1,34 +1,36 @@
 -- name: candidate_for_gate
+-- Host columns are read through casts (store/host_contract.py): metadata may
+-- be stored as text, created_at as text, on a SQLite-era host table.
 SELECT a.id, a.title, a.artifact_type, a.parent_version_id, a.lineage_id, a.is_latest,
-       a.lifecycle_state, a.metadata, a.created_by, a.version_number,
+       a.lifecycle_state, a.metadata::jsonb AS metadata, a.created_by, a.version_number,
        mv.promotion_state, mv.benchmark_id, mv.trained_by
   FROM artifacts a
   LEFT JOIN model_versions mv ON mv.artifact_id = a.id
  WHERE a.id = %(id)s;
 
 -- name: lineage_head
-SELECT a.id, a.metadata, mv.benchmark_id, mv.promotion_state
+SELECT a.id, a.metadata::jsonb AS metadata, mv.benchmark_id, mv.promotion_state
   FROM artifacts a LEFT JOIN model_versions mv ON mv.artifact_id = a.id
  WHERE a.lineage_id = %(lineage_id)s AND a.artifact_type = 'model' AND a.is_latest = 1;
 
 -- name: last_plain_promotion_in_lineage
 -- The lineage's most recent promotion that needed no tradeoff: the anchor of
 -- the cumulative non-inferiority ("biocreep") guard.
-SELECT w.target_artifact_id AS artifact_id, a.metadata
+SELECT w.target_artifact_id AS artifact_id, a.metadata::jsonb AS metadata
   FROM world_model_improvements w
   JOIN artifacts a ON a.id = w.target_artifact_id
  WHERE w.event_type = 'model_version_promoted'
    AND a.lineage_id = %(lineage_id)s
-   AND COALESCE(w.detection_metadata->>'outcome', 'promote') = 'promote'
- ORDER BY w.created_at DESC, w.id DESC
+   AND COALESCE(w.detection_metadata::jsonb->>'outcome', 'promote') = 'promote'
+ ORDER BY w.created_at::timestamptz DESC NULLS LAST, w.id DESC
  LIMIT 1;
 
 -- name: benchmark_row
-SELECT id, title, task, primary_metric, manifest, path, split_hash FROM benchmarks WHERE id = %(id)s;
+SELECT id, title, task, primary_metric, manifest::jsonb AS manifest, path, split_hash FROM benchmarks WHERE id = %(id)s;
 
 -- name: upsert_benchmark
-INSERT INTO benchmarks (id, title, task, primary_metric, manifest, path, split_hash)
-VALUES (%(id)s, %(title)s, %(task)s, %(primary_metric)s, %(manifest)s::jsonb, %(path)s, %(split_hash)s)
+INSERT INTO benchmarks (id, title, task, primary_metric, manifest, path, split_hash, created_at, updated_at)
+VALUES (%(id)s, %(title)s, %(task)s, %(primary_metric)s, %(manifest)s::jsonb, %(path)s, %(split_hash)s, now(), now())
 ON CONFLICT (id) DO UPDATE
    SET title = EXCLUDED.title, task = EXCLUDED.task, primary_metric = EXCLUDED.primary_metric,
        manifest = EXCLUDED.manifest, path = EXCLUDED.path, split_hash = EXCLUDED.split_hash,

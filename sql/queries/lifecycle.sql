@@ -33,24 +33,29 @@ UPDATE model_versions SET promotion_notes = %(notes)s WHERE artifact_id = %(id)s
 UPDATE artifacts SET is_latest = 0, lifecycle_state = 'candidate' WHERE id = %(id)s;
 
 -- name: set_universal_state
-INSERT INTO universal_artifacts (artifact_id, artifact_type, title, lifecycle_state)
-VALUES (%(id)s, 'model', %(title)s, %(state)s)
+INSERT INTO universal_artifacts (artifact_id, artifact_type, title, lifecycle_state, created_at, updated_at)
+VALUES (%(id)s, 'model', %(title)s, %(state)s, now(), now())
 ON CONFLICT (artifact_id) DO UPDATE SET lifecycle_state = EXCLUDED.lifecycle_state, updated_at = now();
 
 -- name: insert_history
-INSERT INTO artifact_lifecycle_history (artifact_id, from_state, to_state, reason, actor,
-                                        related_artifact_id, metadata)
-VALUES (%(id)s, %(from_state)s, %(to_state)s, %(reason)s, %(actor)s, %(related)s, %(metadata)s::jsonb);
+-- Host tables get their ids the host's way (model_eval_gate_new_*_id, 0001)
+-- and an explicit created_at (a SQLite-era column may have no default).
+INSERT INTO artifact_lifecycle_history (id, artifact_id, from_state, to_state, reason, actor,
+                                        related_artifact_id, metadata, created_at)
+VALUES (model_eval_gate_new_artifact_lifecycle_history_id(), %(id)s, %(from_state)s, %(to_state)s, %(reason)s,
+        %(actor)s, %(related)s, %(metadata)s::jsonb, now());
 
 -- name: insert_promotion_event
-INSERT INTO world_model_improvements (event_type, target_artifact_id, source_artifact_id, magnitude,
-                                      detection_metadata)
-VALUES ('model_version_promoted', %(target)s, %(source)s, %(magnitude)s, %(metadata)s::jsonb)
+INSERT INTO world_model_improvements (id, event_type, target_artifact_id, source_artifact_id, magnitude,
+                                      detection_metadata, created_at)
+VALUES (model_eval_gate_new_world_model_improvements_id(), 'model_version_promoted', %(target)s, %(source)s,
+        %(magnitude)s, %(metadata)s::jsonb, now())
 ON CONFLICT (target_artifact_id) WHERE event_type = 'model_version_promoted' DO NOTHING
 RETURNING id;
 
 -- name: insert_rejection_ticket
-INSERT INTO tickets (ticket_type, artifact_id, assignee, title, body)
-VALUES ('candidate-rejected', %(artifact_id)s, %(assignee)s, %(title)s, %(body)s)
+INSERT INTO tickets (id, ticket_type, artifact_id, assignee, title, body, status, created_at)
+VALUES (model_eval_gate_new_tickets_id(), 'candidate-rejected', %(artifact_id)s, %(assignee)s, %(title)s, %(body)s,
+        'open', now())
 ON CONFLICT (artifact_id) WHERE ticket_type = 'candidate-rejected' AND status = 'open' DO NOTHING
 RETURNING id;

@@ -5,6 +5,10 @@
 -- name: listen_gate_channel
 LISTEN model_eval_gate;
 
+-- name: notify_gate_channel
+-- The LISTEN probe (worker.py _listen_works), sent from a second connection.
+SELECT pg_notify('model_eval_gate', %(payload)s);
+
 -- name: round_trip
 -- The listening connection's periodic proof of life: a half-open connection
 -- raises no error while it only waits for notifications.
