@@ -236,7 +236,7 @@ def _store(conn: psycopg.Connection, settings: Settings, evaluation: Evaluation)
 
     try:
         for attempt in Retrying(retry=retry_if_exception(db.is_connection_loss),
-                                wait=wait_exponential_jitter(initial=0.5, max=5.0),
+                                wait=wait_exponential_jitter(multiplier=0.5, max=5.0),
                                 stop=stop_after_delay(STORE_RETRY_SECONDS), reraise=True):
             with attempt:
                 store_once()
