@@ -362,3 +362,18 @@ def test_verdict_history_outlives_the_deleted_artifact(settings, conn, tmp_path)
     cascades = conn.execute("""SELECT conrelid::regclass::text AS t FROM pg_constraint
                                 WHERE contype = 'f' AND confrelid = 'artifacts'::regclass AND confdeltype = 'c'""")
     assert {r["t"] for r in cascades} == {"model_versions"}  # the companion row only, no history
+
+
+def test_existing_model_chains_get_their_lineage_parents_first_in_short_batches(empty_dsn):
+    with connect(empty_dsn) as conn:
+        conn.execute("CREATE TABLE artifacts (id text PRIMARY KEY, artifact_type text NOT NULL, title text, "
+                     "metadata text, created_by text, created_at text, parent_version_id text, is_latest int)")
+        # Inserted children first, so that no batch order by accident puts the root first.
+        conn.execute("""INSERT INTO artifacts (id, artifact_type, title, parent_version_id, is_latest) VALUES
+            ('m4', 'model', 'm4', 'm3', 1), ('m3', 'model', 'm3', 'm2', 0), ('m2', 'model', 'm2', 'm1', 0),
+            ('m1', 'model', 'm1', NULL, 0), ('n2', 'model', 'n2', 'd1', 1), ('d1', 'dataset', 'd1', NULL, 1),
+            ('orphan', 'model', 'o', 'gone', 1)""")
+    with connect(empty_dsn) as conn:
+        migrate.migrate(empty_dsn)
+        lineage = {r["id"]: r["lineage_id"] for r in conn.execute("SELECT id, lineage_id FROM artifacts")}
+    assert lineage == {"m1": "m1", "m2": "m1", "m3": "m1", "m4": "m1", "n2": "d1", "d1": None, "orphan": "gone"}
