@@ -11,9 +11,9 @@
 --
 -- A missing column is added without a table rewrite: nullable, with a
 -- constant default at most (PostgreSQL >= 11 stores that in the catalog).
--- Foreign keys on found tables are added NOT VALID and validated by 0007
+-- Foreign keys on found tables are added NOT VALID and validated by 0008
 -- without blocking writes; indexes on host tables are built CONCURRENTLY by
--- 0007. pgvector is not needed here: only fingerprints use it (0006).
+-- 0008. pgvector is not needed here: only fingerprints use it (0006).
 
 CREATE TABLE IF NOT EXISTS model_eval_gate_host_objects (
     kind         text NOT NULL CHECK (kind IN ('table', 'column', 'constraint', 'index')),
@@ -55,7 +55,7 @@ END;
 $$;
 
 -- A foreign key on a column the gate added to a found table: NOT VALID, so
--- adding it reads no rows; 0007 validates it without blocking writes.
+-- adding it reads no rows; 0008 validates it without blocking writes.
 CREATE OR REPLACE FUNCTION model_eval_gate_add_host_foreign_key(p_table text, p_name text, p_definition text)
 RETURNS boolean
 LANGUAGE plpgsql AS $$

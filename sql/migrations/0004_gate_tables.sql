@@ -5,7 +5,7 @@
 -- verdict and the evaluations behind it are history, and outlive the
 -- artifact or benchmark row the host may delete. The unique indexes this
 -- side of "decided once" needs on the host's world_model_improvements and
--- tickets are built CONCURRENTLY by 0007.
+-- tickets are built CONCURRENTLY by 0008.
 
 CREATE TABLE IF NOT EXISTS gate_jobs (
     id             bigserial PRIMARY KEY,

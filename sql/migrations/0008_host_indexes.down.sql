@@ -1,5 +1,5 @@
--- Way back from 0007_host_indexes. Never run automatically.
--- Drops the indexes on host tables that 0007 built (recorded in
+-- Way back from 0008_host_indexes. Never run automatically.
+-- Drops the indexes on host tables that 0008 built (recorded in
 -- model_eval_gate_host_objects), and only those: an index of the same name
 -- the host had before is not ours and stays.
 DO $$
