@@ -248,3 +248,24 @@ def test_the_candidates_metadata_is_what_registration_would_accept():
 
     for candidate in scenario.CANDIDATES:
         assert validate_metadata(candidate.metadata) is candidate.metadata
+
+
+@pytest.mark.parametrize("with_jq", [True, False])
+def test_the_look_further_hints_use_jq_only_where_it_is_installed(tmp_path, monkeypatch, with_jq):
+    import io
+
+    from model_eval_gate.config import Settings
+    from model_eval_gate.demo.runner import DemoRun
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if with_jq:
+        (bin_dir / "jq").write_text("#!/bin/sh\n")
+        (bin_dir / "jq").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    out = io.StringIO()
+    DemoRun(tmp_path / "home", stream=out, timeout=1, base_settings=Settings()).print_where_to_look()
+    text = out.getvalue()
+    assert "model-eval-gate psql -c" in text and "model-eval-gate status" in text
+    assert ("jq -c" in text) is with_jq and ("grep" in text) is not with_jq
+    assert max(len(line) for line in text.splitlines()) < 100
