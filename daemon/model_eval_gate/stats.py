@@ -866,7 +866,7 @@ def _paired_statistics(task: str, metrics: Sequence[Metric], y, candidate, paren
                        split: _LabelSplit | None, kernel_ranks: Any = None) -> list[_PairedStatistic]:
     """One _PairedStatistic per metric.
 
-    kernel_ranks (a compiled_bootstrap.RankSums of the full data) when the
+    kernel_ranks (compiled_bootstrap.full_data_sums: counts of one) when the
     compiled kernel is to score the resamples: the rank metrics then take
     their full-data values from it and build no numpy layouts.
     """
