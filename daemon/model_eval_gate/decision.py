@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -101,6 +101,9 @@ class ReasonCode(StrEnum):
     SANDBOX_FAILURE = "sandbox_failure"
     EVAL_TIMEOUT = "eval_timeout"
     INVALID_EVAL_OUTPUT = "invalid_eval_output"
+    # error: holdout accounting refused the query before anything was scored
+    RATE_LIMITED = "rate_limited"
+    HOLDOUT_BUDGET_SPENT = "holdout_budget_spent"
 
 
 _REJECT_CODES = (
@@ -125,6 +128,8 @@ _ERROR_CODES = (
     ReasonCode.SANDBOX_FAILURE,
     ReasonCode.EVAL_TIMEOUT,
     ReasonCode.INVALID_EVAL_OUTPUT,
+    ReasonCode.RATE_LIMITED,
+    ReasonCode.HOLDOUT_BUDGET_SPENT,
 )
 
 REASON_OUTCOMES: Mapping[ReasonCode, Outcome] = MappingProxyType(
@@ -596,6 +601,7 @@ class Verdict:
     n_resamples: int | None = None
     duplicate_of: str | None = None
     error: str | None = None
+    confidence: float = CONFIDENCE
 
     @property
     def promotes(self) -> bool:
@@ -616,7 +622,7 @@ class Verdict:
                 None if self.compared_with_baseline is None else self.compared_with_baseline.as_dict()
             ),
             "policy": None if self.policy is None else self.policy.as_dict(),
-            "confidence": CONFIDENCE,
+            "confidence": self.confidence,
             "seed": self.seed,
             "n_resamples": self.n_resamples,
             "duplicate_of": self.duplicate_of,
@@ -660,7 +666,18 @@ def _direction(higher_is_better: bool | None) -> str:
 
 
 def _ci_text(result: BootstrapResult) -> str:
-    return f"{CONFIDENCE:.0%} CI [{result.ci_low:+.4g}, {result.ci_high:+.4g}]"
+    return f"{level_text(result.confidence)} CI [{result.ci_low:+.4g}, {result.ci_high:+.4g}]"
+
+
+def level_text(confidence: float) -> str:
+    """95% stays "95%"; an attempt's level keeps its digits: "99.62%", "99.99970%"."""
+    percent = 100.0 * confidence
+    if abs(percent - round(percent)) < 1e-9:
+        return f"{round(percent)}%"
+    digits = 2
+    while digits < 8 and round(percent, digits) >= 100.0:
+        digits += 1
+    return f"{percent:.{digits}f}%"
 
 
 def _change_text(result: BootstrapResult, role: str = "Primary metric") -> str:
@@ -696,7 +713,8 @@ def _also(failed: list[ReasonCode]) -> str:
 
 
 def _validate_comparisons(
-    comparisons: Mapping[str, BootstrapResult], policy: BenchmarkPolicy, what: str, required: tuple[str, ...]
+    comparisons: Mapping[str, BootstrapResult], policy: BenchmarkPolicy, what: str, required: tuple[str, ...],
+    confidence: float = CONFIDENCE,
 ) -> None:
     if not isinstance(comparisons, Mapping):
         raise DecisionInputError(f"{what} must be a mapping of metric -> BootstrapResult")
@@ -711,9 +729,9 @@ def _validate_comparisons(
             raise DecisionInputError(
                 f"{what}[{name!r}].n_valid must lie in 0..{result.n_resamples}, got {result.n_valid!r}"
             )
-        if not math.isclose(result.confidence, CONFIDENCE):
+        if not math.isclose(result.confidence, confidence, rel_tol=1e-12):
             raise DecisionInputError(
-                f"{what}[{name!r}] has confidence {result.confidence}; the policy is defined at {CONFIDENCE}"
+                f"{what}[{name!r}] has confidence {result.confidence}; this decision is made at {confidence}"
             )
         if math.isfinite(result.ci_low) and math.isfinite(result.ci_high) and result.ci_low > result.ci_high:
             raise DecisionInputError(f"{what}[{name!r}] has ci_low {result.ci_low} > ci_high {result.ci_high}")
@@ -832,8 +850,13 @@ def decide(
     duplicate_of: str | None = None,
     error: str | None = None,
     error_code: ReasonCode | str = ReasonCode.EVALUATION_ERROR,
+    confidence: float = CONFIDENCE,
 ) -> Verdict:
     """Apply the promotion policy (docs/model_promotion_policy.md) to computed statistics.
+
+    confidence is the two-sided level every interval in comparisons carries:
+    CONFIDENCE for a single test, or the level holdout multiplicity assigns
+    to this attempt (policy/multiplicity.py); the verdict records it.
 
     error short-circuits everything else. Otherwise a root version needs
     candidate_scores and a non-root version needs comparisons (candidate vs
@@ -841,8 +864,10 @@ def decide(
     promotion that needed no tradeoff; None means that baseline is the parent.
     Raises DecisionInputError for inputs that break this contract.
     """
+    if not _is_number(confidence) or not 0.0 < confidence < 1.0:
+        raise DecisionInputError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     if error is not None:
-        return _decide_error(policy, error, error_code)
+        return replace(_decide_error(policy, error, error_code), confidence=confidence)
     if not isinstance(policy, BenchmarkPolicy):
         raise DecisionInputError("policy (a BenchmarkPolicy) is required unless error is given")
     if is_root and comparisons is not None:
@@ -853,19 +878,19 @@ def decide(
         raise DecisionInputError("a root version has no baseline to compare with")
     if comparisons is not None:
         _validate_comparisons(
-            comparisons, policy, "comparisons", (policy.primary_metric, *sorted(policy.guardrails))
+            comparisons, policy, "comparisons", (policy.primary_metric, *sorted(policy.guardrails)), confidence
         )
     if candidate_scores is not None:
         _validate_scores(candidate_scores, policy)
     if predictions_identical:
-        return _decide_identical(policy, comparisons, candidate_scores, duplicate_of)
+        return replace(_decide_identical(policy, comparisons, candidate_scores, duplicate_of), confidence=confidence)
     if is_root:
-        return _decide_root(policy, candidate_scores)
+        return replace(_decide_root(policy, candidate_scores), confidence=confidence)
     if comparisons is None:
         raise DecisionInputError("comparisons (candidate vs parent) are required for a version with a parent")
-    return _decide_against_parent(
+    return replace(_decide_against_parent(
         policy, comparisons, tradeoff_justification, evidence, baseline_comparisons, baseline_version_id
-    )
+    ), confidence=confidence)
 
 
 def _decide_error(policy: BenchmarkPolicy | None, error: str, error_code: ReasonCode | str) -> Verdict:
@@ -1096,7 +1121,7 @@ def _tradeoff_failures(
                 ReasonCode.CUMULATIVE_INFERIORITY,
                 f"Against baseline version {baseline.version_id or '(unnamed)'}, the lineage's last promotion "
                 f"without a tradeoff, {primary.metric} delta is {baseline.delta:+.4g} "
-                f"({CONFIDENCE:.0%} CI [{baseline.ci_low:+.4g}, {baseline.ci_high:+.4g}]): the cumulative "
+                f"({level_text(primary.confidence)} CI [{baseline.ci_low:+.4g}, {baseline.ci_high:+.4g}]): the cumulative "
                 f"loss may reach {-baseline.oriented_ci_low:.4g}, more than the non-inferiority margin "
                 f"of {margin:.4g}",
             )
@@ -1140,7 +1165,8 @@ def _biocreep_check(
             margin,
             oriented.ci_low >= -margin,
         )
-    _validate_comparisons(baseline_comparisons, policy, "baseline_comparisons", (policy.primary_metric,))
+    _validate_comparisons(baseline_comparisons, policy, "baseline_comparisons", (policy.primary_metric,),
+                          primary.confidence)
     result = baseline_comparisons[policy.primary_metric]
     problem = _undefined_problem(result, f"baseline version {baseline_version_id or '(unnamed)'}")
     if problem is not None:

@@ -106,6 +106,14 @@ BOOTSTRAP_THREADS: int | None = None
 DEFAULT_N_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
 
+#: A percentile interval needs resamples beyond its ends: when a tail,
+#: (1 - confidence) / 2 * resamples, holds fewer than this many, the order
+#: statistics cannot resolve it (the 0.0002% quantile of 1000 resamples is
+#: just their minimum, far too optimistic).  The ends are then the normal
+#: tail of the resampled deltas: their mean -/+ z * their standard deviation.
+#: Holdout multiplicity (policy/multiplicity.py) asks for such levels.
+MIN_TAIL_RESAMPLES = 2.0
+
 _SEED_DOMAIN = "model-eval-gate/paired-bootstrap/v1"
 
 
@@ -990,12 +998,29 @@ def percentile_interval(deltas: np.ndarray, confidence: float) -> tuple[float, f
     swapping candidate and parent mirrors the interval exactly.
     """
     tail = (1.0 - confidence) / 2.0
+    if tail * deltas.size < MIN_TAIL_RESAMPLES:
+        return normal_tail_interval(deltas, confidence)
     ascending = np.sort(deltas)
     low = _percentile(ascending, tail)
     high = -_percentile(-ascending[::-1], tail)
     if low > high:  # only rounding can do this, with a handful of resamples
         low = high = (low + high) / 2.0
     return low + 0.0, high + 0.0  # + 0.0 turns -0.0 into 0.0 for the reports
+
+
+def normal_tail_interval(deltas: np.ndarray, confidence: float) -> tuple[float, float]:
+    """mean -/+ z_(1 - tail) * sd of the resampled deltas: ends beyond the resamples' resolution."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+    mean = float(np.mean(deltas))
+    spread = float(np.std(deltas, ddof=1)) if deltas.size > 1 else 0.0
+    return mean - z * spread + 0.0, mean + z * spread + 0.0
+
+
+def interval_method(n_valid: int, confidence: float) -> str:
+    """'percentile' or 'normal_tail': which ends percentile_interval computes for this many resamples."""
+    return "percentile" if (1.0 - confidence) / 2.0 * n_valid >= MIN_TAIL_RESAMPLES else "normal_tail"
 
 
 def _validated_run_settings(n_resamples: Any, seed: Any, confidence: Any, chunk_size: Any) -> None:
@@ -1186,6 +1211,27 @@ def derive_seed(candidate_id: str, parent_id: str | None) -> int:
         raise ValueError(f"parent_id must be a string or None, got {parent_id!r}")
     payload = json.dumps([_SEED_DOMAIN, candidate_id, parent_id], ensure_ascii=False).encode("utf-8")
     return int.from_bytes(hashlib.sha256(payload).digest()[:8], "big") >> 1
+
+
+_SPLIT_SEED_DOMAIN = "model-eval-gate/paired-bootstrap/split+reference/v1"
+
+
+def derive_split_seed(split_hash: str, reference_predictions: Any) -> int:
+    """Bootstrap seed of a comparison: from the split and the compared (reference) model's predictions.
+
+    Not from any id, so a candidate resubmitted under a new id, or a sibling,
+    is resampled on exactly the same draws as every other candidate compared
+    with that head on that split: identical predictions get a bit-identical
+    interval and near-identical ones a near-identical interval; re-rolling
+    the bootstrap by re-registering is impossible.  In [0, 2**63).
+    """
+    if not isinstance(split_hash, str) or not split_hash:
+        raise ValueError(f"split_hash must be a non-empty string, got {split_hash!r}")
+    values = np.ascontiguousarray(np.asarray(reference_predictions, dtype="<f8"))
+    digest = hashlib.sha256()
+    digest.update(json.dumps([_SPLIT_SEED_DOMAIN, split_hash, list(values.shape)]).encode("utf-8"))
+    digest.update(values.tobytes())
+    return int.from_bytes(digest.digest()[:8], "big") >> 1
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Decision rules that are pure functions (no I/O): holdout multiplicity and what authors may learn."""
