@@ -297,7 +297,8 @@ def test_a_byte_different_copy_of_its_parent_is_rejected_without_a_bootstrap(set
     source = (model_dir(settings, "root") / "eval.py").read_text()
 
     world.model("copy", parent="root", eval_source=source + "# retrained: same weights, new comment\n")
-    quick = run_eval_gate_quick("copy", settings=settings)  # writes nothing, decides the same
+    # No lifecycle write, decides the same; the operator's view names the duplicate.
+    quick = run_eval_gate_quick("copy", settings=settings, audience="operator")
     assert (quick["reason_code"], quick["duplicate_of"], quick["bootstrap_skipped"]) == \
         ("no_behavioural_change", "root", True)
     assert not conn.execute("SELECT 1 FROM eval_results WHERE artifact_id = 'copy'").fetchone()

@@ -44,7 +44,9 @@ def test_a_better_candidate_is_promoted_with_every_state_change(world):
     assert event["magnitude"] in ("small", "moderate", "large")
     meta = event["detection_metadata"]
     assert meta["seed"] == result["seed"] and meta["n_resamples"] == 1000
-    assert {r["metric"] for r in meta["metric_table"]} == {"auroc", "log_loss", "accuracy"}
+    # Events are read by authors: the release (primary rounded to the split's step), no metric table.
+    assert "metric_table" not in meta and meta["released"]["primary_value"] == pytest.approx(round(primary["candidate"] / 0.05) * 0.05)
+    assert meta["attempt"] == 1 and meta["alpha"] == result["holdout"]["alpha"]
     history = world.conn.execute("SELECT * FROM artifact_lifecycle_history WHERE artifact_id = 'root' "
                                  "ORDER BY id").fetchall()
     assert [(h["from_state"], h["to_state"], h["related_artifact_id"]) for h in history] == \
@@ -64,7 +66,10 @@ def test_a_worse_candidate_is_rejected_with_a_ticket_for_its_author(world):
     assert result["reason_code"] in ("primary_regressed", "primary_not_improved")
     row = world.row("worse")
     assert (row["is_latest"], row["lifecycle_state"], row["promotion_state"]) == (0, "candidate", "rejected")
-    assert "auroc" in row["promotion_notes"] and "CI" in row["promotion_notes"]
+    # promotion_notes are the author's: verdict, reason code and attempt, no value computed on the labels.
+    assert row["promotion_notes"].startswith(f"[reject:{result['reason_code']}]")
+    assert "auroc" in row["promotion_notes"] and "CI" not in row["promotion_notes"]
+    assert "attempt 1" in row["promotion_notes"]
     assert world.row("root")["promotion_state"] == "promoted"
     ticket = world.conn.execute("SELECT * FROM tickets WHERE artifact_id = 'worse'").fetchone()
     assert ticket["ticket_type"] == "candidate-rejected" and ticket["assignee"] == "agent-test"
@@ -141,12 +146,22 @@ def test_the_same_gate_rerun_gives_the_identical_ci(world):
     assert json.dumps(applied["metric_table"]) == json.dumps(first["metric_table"])
 
 
-def test_quick_gate_writes_nothing(world):
+HOLDOUT_TABLES = ("holdout_attempts", "holdout_queries", "holdout_splits")
+
+
+def test_quick_gate_changes_no_lifecycle_state_but_is_a_recorded_query(world):
     world.model("quick", strength=0.9, parent="root")
     before = world.snapshot()
     result = run_eval_gate_quick("quick", settings=world.settings)
-    assert result["n_resamples"] == 100 and result["outcome"] == "promote" and result["dry_run"]
-    assert world.snapshot() == before
+    assert result["outcome"] == "promote" and result["dry_run"] and result["attempt"] == 1
+    assert "metric_table" not in result and "n_resamples" not in result  # the author's release only
+    after = world.snapshot()
+    assert {t: v for t, v in after.items() if t not in HOLDOUT_TABLES} == \
+        {t: v for t, v in before.items() if t not in HOLDOUT_TABLES}
+    query = world.conn.execute("SELECT * FROM holdout_queries WHERE artifact_id = 'quick'").fetchone()
+    assert (query["kind"], query["attempt_number"], query["requested_by"]) == ("quick", 1, "run_eval_gate_quick")
+    assert query["detail"]["n_resamples"] == 100 and query["detail"]["metric_table"]
+    assert query["released"] == {k: v for k, v in result.items() if k != "dry_run"}
 
 
 def test_the_parent_evaluation_is_cached_and_reused(world):

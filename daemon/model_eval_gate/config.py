@@ -91,6 +91,19 @@ class Settings:
     n_resamples: int = 1000
     quick_resamples: int = 100
 
+    # Holdout accounting (docs/model_promotion_policy.md, "Holdout accounting").
+    # A split's query budget when its manifest declares none: 0 derives it
+    # from the split's size (max(1000, n)).
+    holdout_query_budget: int = 0
+    # Rate limits per author and per lineage within the window; 0 = no limit.
+    # Registrations count a candidate's first gate, re-gates every other
+    # query (re-gate, dry run, quick run).
+    rate_limit_window_seconds: float = 3600.0
+    max_registrations_per_author: int = 1000
+    max_registrations_per_lineage: int = 100
+    max_regates_per_author: int = 200
+    max_regates_per_lineage: int = 50
+
     # Daemon.
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     workers: int = 1
@@ -146,6 +159,15 @@ class Settings:
             eval_max_output_bytes=_parse(environ, "EVAL_MAX_OUTPUT_BYTES", defaults.eval_max_output_bytes, int),
             n_resamples=_parse(environ, "N_RESAMPLES", defaults.n_resamples, int),
             quick_resamples=_parse(environ, "QUICK_RESAMPLES", defaults.quick_resamples, int),
+            holdout_query_budget=_parse(environ, "HOLDOUT_QUERY_BUDGET", defaults.holdout_query_budget, int),
+            rate_limit_window_seconds=_parse(environ, "RATE_LIMIT_WINDOW_SECONDS",
+                                             defaults.rate_limit_window_seconds, float),
+            max_registrations_per_author=_parse(environ, "MAX_REGISTRATIONS_PER_AUTHOR",
+                                                defaults.max_registrations_per_author, int),
+            max_registrations_per_lineage=_parse(environ, "MAX_REGISTRATIONS_PER_LINEAGE",
+                                                 defaults.max_registrations_per_lineage, int),
+            max_regates_per_author=_parse(environ, "MAX_REGATES_PER_AUTHOR", defaults.max_regates_per_author, int),
+            max_regates_per_lineage=_parse(environ, "MAX_REGATES_PER_LINEAGE", defaults.max_regates_per_lineage, int),
             worker_id=_env(environ, "WORKER_ID", defaults.worker_id),
             workers=_parse(environ, "WORKERS", defaults.workers, int),
             lease_seconds=_parse(environ, "LEASE_SECONDS", defaults.lease_seconds, float),

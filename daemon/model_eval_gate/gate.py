@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from . import db, decision, fingerprint, stats
+from . import db, decision, fingerprint, holdout, stats
 from .benchmark import Benchmark, BenchmarkError
 from .config import Settings
 from .evaluate import Evaluation, EvaluationError, evaluate
 from .lease import LeaseKeeper
 from .lifecycle import Fence, HeadMoved, LeaseLost, NotApplicable, apply_result
 from .logging import get_logger, log_tool_call
+from .policy import release
 
 MAX_HEAD_MOVES = 3  # merge-queue style re-evaluations against a new head before giving up
 
@@ -102,31 +103,32 @@ def _load_benchmark(conn: psycopg.Connection, candidate: dict, head: dict | None
 # ------------------------------------------------------------- statistics --
 
 def _compare(benchmark: Benchmark, candidate: Evaluation, parent: Evaluation, *, n_resamples: int,
-             seed: int, undefined: dict[str, str]) -> dict[str, stats.BootstrapResult]:
+             seed: int, undefined: dict[str, str],
+             confidence: float = decision.CONFIDENCE) -> dict[str, stats.BootstrapResult]:
     try:
         return stats.compare_on_benchmark(benchmark, candidate.predictions, parent.predictions,
-                                          n_resamples=n_resamples, seed=seed, confidence=decision.CONFIDENCE)
+                                          n_resamples=n_resamples, seed=seed, confidence=confidence)
     except stats.MetricUndefined:
         # The policy needs only the primary metric and the guardrails; an
         # undefined secondary metric is reported, not fatal. If a required
         # one is undefined this raises again and the verdict is an error.
         required = [benchmark.primary_metric, *benchmark.guardrails]
         results = stats.compare_on_benchmark(benchmark, candidate.predictions, parent.predictions,
-                                             n_resamples=n_resamples, seed=seed, confidence=decision.CONFIDENCE,
+                                             n_resamples=n_resamples, seed=seed, confidence=confidence,
                                              only=required)
         for name in benchmark.metrics:
             if name not in required:
                 try:
                     results.update(stats.compare_on_benchmark(
                         benchmark, candidate.predictions, parent.predictions, n_resamples=n_resamples,
-                        seed=seed, confidence=decision.CONFIDENCE, only=[name]))
+                        seed=seed, confidence=confidence, only=[name]))
                 except stats.MetricUndefined as exc:
                     undefined[name] = str(exc)
         return results
 
 
 def _identical_comparisons(benchmark: Benchmark, evaluation: Evaluation, *, n_resamples: int,
-                           seed: int) -> dict[str, stats.BootstrapResult] | None:
+                           seed: int, confidence: float = decision.CONFIDENCE) -> dict[str, stats.BootstrapResult] | None:
     """The paired bootstrap against identical predictions, without drawing it.
 
     Both sides score the same predictions on every resample, so every
@@ -142,7 +144,7 @@ def _identical_comparisons(benchmark: Benchmark, evaluation: Evaluation, *, n_re
         name: stats.BootstrapResult(
             metric=name, higher_is_better=bool(benchmark.higher_is_better[name]), candidate=value, parent=value,
             delta=0.0, ci_low=0.0, ci_high=0.0, relative_delta=None if value == 0 else 0.0,
-            n_resamples=n_resamples, n_valid=n_resamples, seed=seed, confidence=decision.CONFIDENCE)
+            n_resamples=n_resamples, n_valid=n_resamples, seed=seed, confidence=confidence)
         for name, value in scores.items()
     }
 
@@ -186,10 +188,19 @@ def _mark(timeline: dict[str, float] | None, event: str) -> None:
 
 def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_id: str, *,
                         n_resamples: int, store: bool, cancel=None, log=None,
-                        timeline: dict[str, float] | None = None) -> dict[str, Any]:
-    """Everything but the write: the result dict the lifecycle applies (or a dry run prints).
+                        timeline: dict[str, float] | None = None, kind: str = "dry_run",
+                        requested_by: str = "run_eval_gate", job: ClaimedJob | None = None) -> dict[str, Any]:
+    """Everything but the lifecycle write: the result dict the lifecycle applies (or a dry run prints).
 
     `timeline`, if given, receives the wall-clock time of each step (see _mark).
+
+    Every call that scores the candidate on the split's labels is a holdout
+    query (holdout.py): recorded before scoring, with the lineage's attempt
+    number and the level that attempt is tested at (policy/multiplicity.py);
+    result["holdout"] says which, and result["released"] is what its author
+    may see (policy/release.py). `kind` is "gate", "regate", "dry_run" or
+    "quick"; a job's query is answered when its verdict is applied
+    (lifecycle.py), any other query here.
     """
     log = log or get_logger(__name__, candidate_id=candidate_id)
     timings: dict[str, float] = {}
@@ -210,6 +221,8 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
     log = log.bind(parent_id=compared_against)
     timings["resolve"] = time.perf_counter() - clock
 
+    query: holdout.HoldoutQuery | None = None
+
     def finish(verdict: decision.Verdict) -> dict[str, Any]:
         _mark(timeline, "decided")
         verdict_dict = verdict.as_dict()
@@ -217,8 +230,18 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         result["timings"] = {k: round(v, 6) for k, v in timings.items()}
         if timeline is not None:
             result["timeline"] = timeline
+        level = query.level if query is not None else None
+        released = release.author_release(
+            result, release_step=query.release_step if query is not None else None,
+            attempt=level.attempt if level else None, alpha=level.alpha if level else None)
+        result["released"] = released
+        if query is not None and job is None:
+            holdout.answer_query(conn, query.query_id, result, released)
+        # Logs an author may read carry the release, not the metric table
+        # (that stays in gate_jobs.result and holdout_queries.detail).
         log.info("verdict", outcome=result["outcome"], reason_code=result["reason_code"],
-                 magnitude=result.get("magnitude"), reason=result["reason"])
+                 reason=released["reason"], holdout_attempt=released["attempt"], alpha=released["alpha"],
+                 released_primary=released["primary_value"])
         return result
 
     try:
@@ -257,26 +280,43 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         return finish(decision.decide(policy=None, error=str(exc), error_code=_error_code(exc)))
 
     policy = _policy(benchmark)
+    try:
+        query = holdout.open_query(
+            conn, settings, benchmark=benchmark, candidate=candidate,
+            compared_against=compared_against if parent_eval is not None else None, kind=kind,
+            requested_by=requested_by, job_id=job.job_id if job else None, job_attempt=job.attempt if job else None,
+            question=None if parent_eval is None else holdout.question_hash(
+                benchmark.split_hash, parent_eval.predictions, cand_eval.predictions))
+    except holdout.HoldoutRefused as exc:
+        log.warning("holdout_refused", reason_code=exc.reason_code, error=str(exc))
+        result["error"] = str(exc)
+        return finish(decision.decide(policy=None, error=str(exc), error_code=exc.reason_code))
+    result["holdout"] = query.as_dict()
+    confidence = query.level.confidence if query.level is not None else decision.CONFIDENCE
     clock = time.perf_counter()
     _mark(timeline, "statistics_started")
     try:
         if parent_eval is None:
             scores = stats.scores_on_benchmark(benchmark, cand_eval.predictions)
             timings["statistics"] = time.perf_counter() - clock
-            return finish(decision.decide(policy=policy, candidate_scores=scores, is_root=True))
+            return finish(decision.decide(policy=policy, candidate_scores=scores, is_root=True,
+                                          confidence=confidence))
 
-        seed = stats.derive_seed(candidate_id, compared_against)
+        # From the split and the head's predictions, never an id: resubmitting
+        # the same predictions under a new id cannot re-roll the interval.
+        seed = stats.derive_split_seed(benchmark.split_hash, parent_eval.predictions)
         result["seed"] = seed
         identical = bool(np.array_equal(cand_eval.predictions, parent_eval.predictions))
         undefined: dict[str, str] = {}
         comparisons = duplicate_of = None
         if identical:  # a no-op candidate: nothing to resample, but say which version it duplicates
             duplicate_of = _duplicate_of(conn, result, candidate, cand_eval, compared_against)
-            comparisons = _identical_comparisons(benchmark, cand_eval, n_resamples=n_resamples, seed=seed)
+            comparisons = _identical_comparisons(benchmark, cand_eval, n_resamples=n_resamples, seed=seed,
+                                                 confidence=confidence)
             result["bootstrap_skipped"] = comparisons is not None
         if comparisons is None:
             comparisons = _compare(benchmark, cand_eval, parent_eval, n_resamples=n_resamples, seed=seed,
-                                   undefined=undefined)
+                                   undefined=undefined, confidence=confidence)
         if undefined:
             result["undefined_metrics"] = undefined
         justification = (candidate["metadata"] or {}).get("tradeoff_justification")
@@ -286,8 +326,9 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             if baseline and baseline["artifact_id"] not in (compared_against, candidate_id):
                 baseline_id = baseline["artifact_id"]
                 base_eval = evaluate(conn, settings, baseline_id, benchmark, store=store, cancel=cancel)
-                baseline_comparisons = _compare(benchmark, cand_eval, base_eval, n_resamples=n_resamples,
-                                                seed=stats.derive_seed(candidate_id, baseline_id), undefined={})
+                baseline_comparisons = _compare(
+                    benchmark, cand_eval, base_eval, n_resamples=n_resamples, undefined={}, confidence=confidence,
+                    seed=stats.derive_split_seed(benchmark.split_hash, base_eval.predictions))
         timings["statistics"] = time.perf_counter() - clock
         _mark(timeline, "statistics_finished")
         evidence = decision.TradeoffEvidence(
@@ -300,13 +341,14 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         verdict = decision.decide(
             policy=policy, comparisons=comparisons, tradeoff_justification=justification, evidence=evidence,
             baseline_comparisons=baseline_comparisons, baseline_version_id=baseline_id,
-            predictions_identical=identical, duplicate_of=duplicate_of,
+            predictions_identical=identical, duplicate_of=duplicate_of, confidence=confidence,
         )
         timings["decide"] = time.perf_counter() - clock
         return finish(verdict)
     except stats.MetricUndefined as exc:
         result["error"] = str(exc)
-        return finish(decision.decide(policy=None, error=str(exc), error_code=decision.ReasonCode.METRIC_UNDEFINED))
+        return finish(decision.decide(policy=None, error=str(exc), error_code=decision.ReasonCode.METRIC_UNDEFINED,
+                                      confidence=confidence))
     except EvaluationError as exc:  # the biocreep baseline could not be evaluated
         result["error"] = str(exc)
         return finish(decision.decide(policy=None, error=str(exc), error_code=_error_code(exc)))
@@ -351,7 +393,8 @@ def run_claimed_job(settings: Settings, job: ClaimedJob, *, n_resamples: int | N
             if cancel is not None and cancel.is_set():
                 raise GateCancelled(f"job {job.job_id} was cancelled before its evaluation")
             result = evaluate_and_decide(conn, settings, job.artifact_id, n_resamples=n_resamples,
-                                         store=True, cancel=cancel_event, log=log, timeline=timeline)
+                                         store=True, cancel=cancel_event, log=log, timeline=timeline,
+                                         kind=holdout.query_kind(job.reason), requested_by=job.worker_id, job=job)
             result.update({"job_id": job.job_id, "attempt": job.attempt, "worker_id": job.worker_id})
             if lease.lost.is_set():
                 raise LeaseLost(f"job {job.job_id} lost its lease during evaluation")
@@ -448,26 +491,58 @@ def run_eval_gate(candidate_artifact_id: str, *, settings: Settings | None = Non
             raise
 
 
-def _gate_writing_nothing(candidate_artifact_id: str, settings: Settings, n_resamples: int) -> dict[str, Any]:
+AUDIENCES = ("author", "operator")
+
+
+def author_view(result: dict[str, Any]) -> dict[str, Any]:
+    """What an author may see of a result: the release (policy/release.py), and whether anything was written."""
+    view = dict(result.get("released") or release.author_release(result, release_step=None))
+    for key in ("dry_run", "job_id", "applied"):
+        if key in result:
+            view[key] = result[key]
+    return view
+
+
+def _without_lifecycle_write(candidate_artifact_id: str, settings: Settings, *, n_resamples: int, kind: str,
+                             requested_by: str) -> dict[str, Any]:
     with db.connect(settings, autocommit=True) as conn:
-        result = evaluate_and_decide(conn, settings, candidate_artifact_id, n_resamples=n_resamples, store=False)
+        result = evaluate_and_decide(conn, settings, candidate_artifact_id, n_resamples=n_resamples, store=False,
+                                     kind=kind, requested_by=requested_by)
     result["dry_run"] = True
     return result
 
 
+def _check_audience(audience: str) -> None:
+    if audience not in AUDIENCES:
+        raise ValueError(f"audience must be one of {AUDIENCES}, got {audience!r}")
+
+
 @log_tool_call("run_eval_gate_quick", summarize=_summary, persist=False)
 def run_eval_gate_quick(candidate_artifact_id: str, *, settings: Settings | None = None,
-                        n_resamples: int | None = None) -> dict[str, Any]:
-    """The whole gate with 100 resamples, writing nothing (not even the evaluation cache)."""
+                        n_resamples: int | None = None, requested_by: str = "run_eval_gate_quick",
+                        audience: str = "author") -> dict[str, Any]:
+    """The whole gate with 100 resamples and no lifecycle write: the author's advisory pre-check.
+
+    It is still a query on the split's labels: recorded in holdout_queries,
+    counted as an attempt of the lineage, and answered with the author's
+    release only (audience="operator" returns the full result).
+    """
+    _check_audience(audience)
     settings = settings or Settings.from_env()
-    return _gate_writing_nothing(candidate_artifact_id, settings, n_resamples or settings.quick_resamples)
+    result = _without_lifecycle_write(candidate_artifact_id, settings, n_resamples=n_resamples or settings.quick_resamples,
+                                      kind="quick", requested_by=requested_by)
+    return result if audience == "operator" else author_view(result)
 
 
 # Logged under the name the user typed (`gate ID --dry-run`), not the quick gate it shares its code with.
 @log_tool_call("gate --dry-run", summarize=_summary, persist=False)
-def dry_run(candidate_artifact_id: str, *, settings: Settings, n_resamples: int | None = None) -> dict[str, Any]:
-    """The full gate (default resamples) without writing: for `gate --dry-run`."""
-    return _gate_writing_nothing(candidate_artifact_id, settings, n_resamples or settings.n_resamples)
+def dry_run(candidate_artifact_id: str, *, settings: Settings, n_resamples: int | None = None,
+            requested_by: str = "cli", audience: str = "operator") -> dict[str, Any]:
+    """The full gate (default resamples) without a lifecycle write: for `gate --dry-run`. A counted query."""
+    _check_audience(audience)
+    result = _without_lifecycle_write(candidate_artifact_id, settings, n_resamples=n_resamples or settings.n_resamples,
+                                      kind="dry_run", requested_by=requested_by)
+    return result if audience == "operator" else author_view(result)
 
 
 _NON_HUMAN_ACTORS = ("model-eval-gate", "system", "daemon", "root", "postgres")

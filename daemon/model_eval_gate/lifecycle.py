@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 import psycopg
 
-from . import db
+from . import db, holdout
+from .policy.release import author_release, render_author_notes
 
 GATE_ACTOR = "model-eval-gate"
 
@@ -53,7 +54,17 @@ def render_metric_table(metric_table: list[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _released(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    return result.get("released") or author_release(result, release_step=None)
+
+
 def _notes(result: Mapping[str, Any]) -> str:
+    """promotion_notes and the rejection ticket: written for the author, so the release only."""
+    return render_author_notes(_released(result))
+
+
+def operator_notes(result: Mapping[str, Any]) -> str:
+    """The full-precision account of a result (for operators' eyes: gate_jobs.result holds the same)."""
     header = f"[{result['outcome']}:{result['reason_code']}] {result['reason']}"
     parts = [header]
     if result.get("compared_against"):
@@ -113,6 +124,11 @@ def apply_result(conn: psycopg.Connection, result: dict[str, Any], fence: Fence 
             else:
                 changed = False
 
+        query_id = (result.get("holdout") or {}).get("query_id")
+        if query_id is not None and fence is not None:
+            # Released in the transaction that applies it: an author never
+            # sees a verdict that was not applied.
+            db.execute(conn, "holdout_answer_query", holdout.answer_params(query_id, result, _released(result)))
         if fence is not None:
             finished = db.fetch_one(conn, "fence_and_finish_job", {
                 "job_id": fence.job_id, "worker_id": fence.worker_id, "attempt": fence.attempt,
@@ -128,9 +144,13 @@ def apply_result(conn: psycopg.Connection, result: dict[str, Any], fence: Fence 
 def _promote(conn, result, candidate, parent, actor: str) -> None:
     candidate_id = candidate["id"]
     notes = _notes(result)
+    # Events and history are read by authors: the release, not the metric
+    # table (gate_jobs.result, found through job_id, keeps that for operators).
+    released = _released(result)
     metadata = {
-        "outcome": result["outcome"], "reason_code": result["reason_code"], "reason": result["reason"],
-        "metric_table": result.get("metric_table"), "seed": result.get("seed"),
+        "outcome": result["outcome"], "reason_code": result["reason_code"], "reason": released["reason"],
+        "released": released, "job_id": result.get("job_id"),
+        "attempt": released.get("attempt"), "alpha": released.get("alpha"), "seed": result.get("seed"),
         "n_resamples": result.get("n_resamples"), "confidence": result.get("confidence"),
         "benchmark_id": result.get("benchmark_id"), "split_hash": result.get("split_hash"),
         "compared_against": result.get("compared_against"), "parent_id": result.get("parent_id"),
@@ -143,7 +163,7 @@ def _promote(conn, result, candidate, parent, actor: str) -> None:
         db.execute(conn, "set_universal_state", {"id": parent["id"], "title": parent["title"], "state": "superseded"})
         db.execute(conn, "insert_history", {
             "id": parent["id"], "from_state": parent["lifecycle_state"], "to_state": "superseded",
-            "reason": f"superseded by {candidate_id}: {result['reason']}", "actor": actor,
+            "reason": f"superseded by {candidate_id}: {released['reason']}", "actor": actor,
             "related": candidate_id, "metadata": json.dumps(metadata, default=str),
         })
     # The old head is demoted before the new one is raised: the database's
@@ -153,7 +173,7 @@ def _promote(conn, result, candidate, parent, actor: str) -> None:
     db.execute(conn, "set_universal_state", {"id": candidate_id, "title": candidate["title"], "state": "active"})
     db.execute(conn, "insert_history", {
         "id": candidate_id, "from_state": candidate["lifecycle_state"], "to_state": "active",
-        "reason": result["reason"], "actor": actor, "related": parent["id"] if parent else None,
+        "reason": released["reason"], "actor": actor, "related": parent["id"] if parent else None,
         "metadata": json.dumps(metadata, default=str),
     })
     db.execute(conn, "insert_promotion_event", {
