@@ -23,6 +23,7 @@ from .evaluate import Evaluation, EvaluationError, evaluate
 from .lease import LeaseKeeper
 from .lifecycle import Fence, HeadMoved, LeaseLost, NotApplicable, apply_result
 from .logging import get_logger, log_tool_call
+from .policy import confirmation as confirmation_policy
 from .policy import release
 
 MAX_HEAD_MOVES = 3  # merge-queue style re-evaluations against a new head before giving up
@@ -198,8 +199,9 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
     query (holdout.py): recorded before scoring, with the lineage's attempt
     number and the level that attempt is tested at (policy/multiplicity.py);
     result["holdout"] says which, and result["released"] is what its author
-    may see (policy/release.py). `kind` is "gate", "regate", "dry_run" or
-    "quick"; a job's query is answered when its verdict is applied
+    may see (policy/release.py). `kind` is "gate", "regate", "dry_run", "quick"
+    or "job" (a claimed job: "regate" for a rejected candidate or a re-ask,
+    else "gate"); a job's query is answered when its verdict is applied
     (lifecycle.py), any other query here.
     """
     log = log or get_logger(__name__, candidate_id=candidate_id)
@@ -222,6 +224,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
     timings["resolve"] = time.perf_counter() - clock
 
     query: holdout.HoldoutQuery | None = None
+    sealed: dict[str, Any] = {}  # the confirmation split's query and what the author learns of it
 
     def finish(verdict: decision.Verdict) -> dict[str, Any]:
         _mark(timeline, "decided")
@@ -233,10 +236,16 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         level = query.level if query is not None else None
         released = release.author_release(
             result, release_step=query.release_step if query is not None else None,
-            attempt=level.attempt if level else None, alpha=level.alpha if level else None)
+            attempt=level.attempt if level else None, alpha=level.alpha if level else None,
+            confirmation=sealed.get("passed"))
         result["released"] = released
+        if sealed:
+            result["confirmation"]["released"] = release.sealed_release(released)
         if query is not None and job is None:
             holdout.answer_query(conn, query.query_id, result, released)
+            if sealed:
+                holdout.answer_query(conn, sealed["query"].query_id, result["confirmation"],
+                                     result["confirmation"]["released"])
         # Logs an author may read carry the release, not the metric table
         # (that stays in gate_jobs.result and holdout_queries.detail).
         log.info("verdict", outcome=result["outcome"], reason_code=result["reason_code"],
@@ -280,6 +289,8 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         return finish(decision.decide(policy=None, error=str(exc), error_code=_error_code(exc)))
 
     policy = _policy(benchmark)
+    if kind == "job":
+        kind = holdout.query_kind(job.reason if job else None, candidate["promotion_state"])
     try:
         query = holdout.open_query(
             conn, settings, benchmark=benchmark, candidate=candidate,
@@ -344,14 +355,87 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             predictions_identical=identical, duplicate_of=duplicate_of, confidence=confidence,
         )
         timings["decide"] = time.perf_counter() - clock
+        if confirmation_policy.needs_confirmation(verdict, is_root=False,
+                                                  declared=bool(benchmark.manifest.get("confirmation_benchmark"))):
+            verdict = _confirm_on_sealed_split(
+                conn, settings, result, sealed, verdict, benchmark=benchmark, candidate=candidate,
+                head_id=compared_against, justification=justification,
+                n_resamples=n_resamples, store=store, cancel=cancel, kind=kind, requested_by=requested_by, job=job)
         return finish(verdict)
     except stats.MetricUndefined as exc:
         result["error"] = str(exc)
         return finish(decision.decide(policy=None, error=str(exc), error_code=decision.ReasonCode.METRIC_UNDEFINED,
                                       confidence=confidence))
-    except EvaluationError as exc:  # the biocreep baseline could not be evaluated
+    except EvaluationError as exc:  # the biocreep baseline or the sealed split could not be evaluated
         result["error"] = str(exc)
         return finish(decision.decide(policy=None, error=str(exc), error_code=_error_code(exc)))
+    except holdout.HoldoutRefused as exc:  # the sealed split's budget is spent
+        result["error"] = str(exc)
+        return finish(decision.decide(policy=None, error=str(exc), error_code=exc.reason_code))
+
+
+def _confirm_on_sealed_split(conn, settings: Settings, result: dict, sealed: dict, verdict: decision.Verdict, *,
+                             benchmark: Benchmark, candidate: dict, head_id: str,
+                             justification, n_resamples: int, store: bool, cancel, kind: str, requested_by: str,
+                             job: ClaimedJob | None) -> decision.Verdict:
+    """Score a candidate the public split would promote on the benchmark's sealed split (policy/confirmation.py).
+
+    The sealed split is its own benchmark, with its own query record and the
+    lineage's own attempt counter on it. The verdict that stands is the public
+    one if the sealed split also promotes, else a rejection
+    (confirmation_failed); the author learns only "passed" or "failed".
+    Raises EvaluationError (an error verdict) when the sealed split is
+    unusable.
+    """
+    from .benchmark import load_recorded_benchmark
+
+    sealed_id = benchmark.manifest["confirmation_benchmark"]
+    try:
+        split = load_recorded_benchmark(conn, sealed_id)
+    except (LookupError, BenchmarkError, OSError) as exc:
+        raise EvaluationError("no_benchmark", f"the confirmation benchmark {sealed_id!r} of {benchmark.id}: {exc}") from exc
+    if (split.task, split.primary_metric, split.self_scored) != (benchmark.task, benchmark.primary_metric,
+                                                                  benchmark.self_scored):
+        raise EvaluationError("no_benchmark", f"the confirmation benchmark {sealed_id} does not match {benchmark.id}: "
+                                              "it must have the same task, primary metric and scoring")
+    candidate_sealed = evaluate(conn, settings, candidate["id"], split, use_cache=True, store=store, cancel=cancel)
+    try:
+        head_sealed = evaluate(conn, settings, head_id, split, store=store, cancel=cancel)
+    except EvaluationError as exc:
+        raise EvaluationError(exc.reason_code, f"the head {head_id} could not be evaluated on the sealed split: {exc}") from exc
+    query = holdout.open_query(
+        conn, settings, benchmark=split, candidate=candidate, compared_against=head_id, kind=kind,
+        requested_by=requested_by, split_role="confirmation", job_id=job.job_id if job else None,
+        job_attempt=job.attempt if job else None,
+        question=holdout.question_hash(split.split_hash, head_sealed.predictions, candidate_sealed.predictions))
+    confidence = query.level.confidence
+    seed = stats.derive_split_seed(split.split_hash, head_sealed.predictions)
+    if np.array_equal(candidate_sealed.predictions, head_sealed.predictions):
+        comparisons = _identical_comparisons(split, candidate_sealed, n_resamples=n_resamples, seed=seed,
+                                             confidence=confidence)
+    else:
+        comparisons = None
+    if comparisons is None:
+        comparisons = _compare(split, candidate_sealed, head_sealed, n_resamples=n_resamples, seed=seed,
+                               undefined={}, confidence=confidence)
+    evidence = decision.TradeoffEvidence(
+        candidate_parameter_count=_parameter_count(candidate["metadata"]),
+        parent_parameter_count=_parameter_count((db.fetch_one(conn, "candidate_for_gate", {"id": head_id}) or {})
+                                                .get("metadata")),
+        candidate_wall_seconds=candidate_sealed.wall_seconds, parent_wall_seconds=head_sealed.wall_seconds,
+        candidate_peak_rss_bytes=candidate_sealed.peak_rss_bytes, parent_peak_rss_bytes=head_sealed.peak_rss_bytes)
+    on_sealed = decision.decide(policy=_policy(split), comparisons=comparisons, tradeoff_justification=justification,
+                                evidence=evidence, confidence=confidence,
+                                predictions_identical=bool(np.array_equal(candidate_sealed.predictions,
+                                                                          head_sealed.predictions)))
+    final, passed = confirmation_policy.apply_confirmation(verdict, on_sealed)
+    sealed.update(query=query, passed=passed)
+    result["confirmation"] = {
+        "candidate_id": candidate["id"], "benchmark_id": split.id, "split_hash": split.split_hash,
+        "split_role": "confirmation", "compared_against": head_id, "passed": passed,
+        "holdout": query.as_dict(), "seed": seed, **on_sealed.as_dict(),
+    }
+    return final
 
 
 # ------------------------------------------------------------------ apply --
@@ -394,7 +478,7 @@ def run_claimed_job(settings: Settings, job: ClaimedJob, *, n_resamples: int | N
                 raise GateCancelled(f"job {job.job_id} was cancelled before its evaluation")
             result = evaluate_and_decide(conn, settings, job.artifact_id, n_resamples=n_resamples,
                                          store=True, cancel=cancel_event, log=log, timeline=timeline,
-                                         kind=holdout.query_kind(job.reason), requested_by=job.worker_id, job=job)
+                                         kind="job", requested_by=job.worker_id, job=job)
             result.update({"job_id": job.job_id, "attempt": job.attempt, "worker_id": job.worker_id})
             if lease.lost.is_set():
                 raise LeaseLost(f"job {job.job_id} lost its lease during evaluation")

@@ -69,8 +69,10 @@ def default_query_budget(settings: Settings, n_examples: int | None) -> int:
     return max(1000, n_examples or 0)
 
 
-def query_kind(job_reason: str | None) -> str:
-    """A job's query kind: its first gate after registration, or a re-ask."""
+def query_kind(job_reason: str | None, promotion_state: str | None = None) -> str:
+    """A job's query kind: a candidate's first gate after registration, or a re-ask (a re-gate)."""
+    if promotion_state == "rejected":
+        return "regate"
     return "gate" if job_reason in (None, "registered", "direct") else "regate"
 
 
