@@ -52,7 +52,7 @@ def test_gate_prints_the_metric_table_and_the_verdict(settings, conn, tmp_path):
 
     dry = cli(settings, "gate", "v2", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "dry run: nothing was written" in dry.stdout
+    assert "dry run: no lifecycle change; the query was recorded and counted" in dry.stdout
     assert world.row("v2")["promotion_state"] == "candidate"
 
     done = cli(settings, "gate", "v2")

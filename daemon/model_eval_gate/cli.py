@@ -247,8 +247,13 @@ def print_gate_result(result: dict, stream=sys.stdout) -> None:
             print("(* primary; predictions identical to the compared version: every delta is exactly 0, "
                   "no resampling needed)", file=stream)
         elif result.get("seed") is not None:
+            from .decision import level_text
             print(f"(* primary; paired bootstrap, {result.get('n_resamples')} resamples, seed {result['seed']}, "
-                  f"95% percentile CI)", file=stream)
+                  f"{level_text(result.get('confidence', 0.95))} CI)", file=stream)
+    holdout = result.get("holdout") or {}
+    if holdout.get("attempt") is not None:
+        print(f"attempt     {holdout['attempt']} of this lineage on the split: tested at one-sided alpha "
+              f"{holdout['alpha']:.3g} ({holdout['multiplicity']['rule']})", file=stream)
     print("", file=stream)
     print(f"verdict     {result['outcome'].upper()} ({result['reason_code']}"
           + (f", magnitude {result['magnitude']}" if result.get("magnitude") else "") + ")", file=stream)
@@ -259,7 +264,33 @@ def print_gate_result(result: dict, stream=sys.stdout) -> None:
         for line in lines:
             print("  | " + escaped(line), file=stream)
     if result.get("dry_run"):
-        print("(dry run: nothing was written)", file=stream)
+        print("(dry run: no lifecycle change; the query was recorded and counted)", file=stream)
+
+
+def print_author_result(view: dict, stream=sys.stdout) -> None:
+    """What an author may see of a gate (docs/model_promotion_policy.md, section 14.2)."""
+    print(f"candidate   {view.get('candidate_id')}", file=stream)
+    print(f"compared    {view.get('compared_against') or '(root version: no parent)'}", file=stream)
+    if view.get("benchmark_id"):
+        print(f"benchmark   {view['benchmark_id']}", file=stream)
+    if view.get("attempt") is not None:
+        print(f"attempt     {view['attempt']} of this lineage on the split, tested at one-sided alpha "
+              f"{view['alpha']:.3g}", file=stream)
+    if view.get("confirmation"):
+        print(f"sealed      confirmation split {view['confirmation']}", file=stream)
+    print("", file=stream)
+    print(f"verdict     {str(view['outcome']).upper()} ({view['reason_code']})", file=stream)
+    print(f"reason      {view['reason']}", file=stream)
+    if view.get("dry_run"):
+        print("(dry run: no lifecycle change; the query was recorded and counted)", file=stream)
+
+
+def _is_operator(settings: Settings) -> bool:
+    """Full-precision results are for roles that can read the gate's own records."""
+    from . import db
+
+    with db.connect(settings, autocommit=True) as conn:
+        return bool(db.fetch_one(conn, "can_read_operator_records")["allowed"])
 
 
 def _gate_failure_line(artifact_id: str, exc: BaseException) -> str:
@@ -289,16 +320,20 @@ def _gate_failure_line(artifact_id: str, exc: BaseException) -> str:
 
 
 def cmd_gate(args, settings: Settings) -> int:
-    from .gate import GateRefused, dry_run, run_eval_gate, run_eval_gate_quick
+    from .gate import GateRefused, author_view, dry_run, run_eval_gate, run_eval_gate_quick
     from .lifecycle import LeaseLost
 
+    audience = "author" if args.author_view or not _is_operator(settings) else "operator"
     try:
         if args.quick:
-            result = run_eval_gate_quick(args.artifact_id, settings=settings)
+            result = run_eval_gate_quick(args.artifact_id, settings=settings, requested_by=_operator(),
+                                         audience=audience)
         elif args.dry_run:
-            result = dry_run(args.artifact_id, settings=settings)
+            result = dry_run(args.artifact_id, settings=settings, requested_by=_operator(), audience=audience)
         else:
             result = run_eval_gate(args.artifact_id, settings=settings, requested_by="cli")
+            if audience == "author":
+                result = author_view(result)
     except GateRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -314,6 +349,8 @@ def cmd_gate(args, settings: Settings) -> int:
         return EXIT_FAILURE
     if args.json:
         print(json.dumps(result, indent=2, default=str))
+    elif audience == "author":
+        print_author_result(result)
     else:
         print_gate_result(result)
     return EXIT_GATE_ERROR if result["outcome"] == "error" else EXIT_OK
@@ -409,8 +446,18 @@ def _signed(value) -> str:
     return f"{value:+.4g}" if value is not None else "-"
 
 
+def _print_holdout_splits(splits: list[dict], out) -> None:
+    print(f"\nholdout   {len(splits)} benchmark split(s) queried", file=out)
+    if splits:
+        _table(["benchmark", "split", "role", "queries", "promotions", "budget left", "lineages", "max attempt",
+                "last query", "freshness"],
+               [[s["benchmark_id"], s["split_hash"][:12], s["split_role"], str(s["queries_used"]),
+                 str(s["promotions_released"]), f"{s['budget_left']}/{s['query_budget']}", str(s["lineages"]),
+                 str(s["max_attempt"]), _when(s["last_query_at"]), s["freshness"]] for s in splits], out)
+
+
 def cmd_status(args, settings: Settings) -> int:
-    from . import db
+    from . import db, holdout
 
     with db.connect(settings, autocommit=True) as conn:
         daemons = db.fetch_one(conn, "daemons_connected")["daemons"]
@@ -418,6 +465,7 @@ def cmd_status(args, settings: Settings) -> int:
         running = db.fetch_all(conn, "status_running")
         failed = db.fetch_all(conn, "status_failed", {"limit": args.limit})
         decisions = db.fetch_all(conn, "status_decisions", {"limit": args.limit})
+        splits = holdout.split_status(conn)
     out = sys.stdout
     print(f"daemons   {daemons} connected", file=out)
     waiting = (f", {queue['waiting']} waiting to retry (next at {_when(queue['next_run_after'])})"
@@ -437,6 +485,8 @@ def cmd_status(args, settings: Settings) -> int:
         _table(["job", "candidate", "attempts", "finished", "error"],
                [[str(r["id"]), r["artifact_id"], f"{r['attempt']}/{r['max_attempts']}", _when(r["finished_at"]),
                  " ".join((r["error"] or "-").split())[:160]] for r in failed], out)
+
+    _print_holdout_splits(splits, out)
 
     print(f"\nlast {len(decisions)} decisions", file=out)
     if decisions:
@@ -659,14 +709,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "gate", cmd_gate, "gate one candidate now and print the metric table and verdict",
              "Gate one candidate in this process: evaluate it and its parent in the sandbox, compare them, "
-             "decide and apply the verdict (exit 3 when the verdict is error). --dry-run and --quick write "
-             "nothing.")
+             "decide and apply the verdict (exit 3 when the verdict is error). --dry-run and --quick change "
+             "no lifecycle state, but like every query on a split's labels they are recorded and counted "
+             "(docs/model_promotion_policy.md, section 14). A role that cannot read the gate's records "
+             "sees only the author's release.")
     p.add_argument("artifact_id", metavar="ID", help="the candidate's artifact id (as registered)")
     p.add_argument("--dry-run", action="store_true",
-                   help="decide exactly as the gate would (full resample count) but write nothing")
+                   help="decide exactly as the gate would (full resample count) with no lifecycle change; "
+                        "a counted query")
     p.add_argument("--quick", action="store_true",
                    help="a fast preview: fewer resamples (MODEL_EVAL_GATE_QUICK_RESAMPLES, default 100), "
-                        "write nothing")
+                        "no lifecycle change; a counted query")
+    p.add_argument("--author-view", action="store_true",
+                   help="print only what the candidate's author may see (the default for a non-operator role)")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
     p = _add(sub, "force-promote", cmd_force_promote, "promote a candidate over the gate's verdict (recorded)",

@@ -77,3 +77,8 @@ SELECT s.benchmark_id, s.split_hash, s.split_role, s.n_examples, s.query_budget,
  GROUP BY s.benchmark_id, s.split_hash, s.split_role, s.n_examples, s.query_budget, s.release_step,
           s.first_query_at, b.split_hash
  ORDER BY s.benchmark_id, (b.split_hash = s.split_hash) DESC NULLS LAST, s.first_query_at DESC, s.split_role DESC;
+
+-- name: can_read_operator_records
+-- An operator's role can read the gate's full records; an author's cannot.
+SELECT has_table_privilege(current_user, 'gate_jobs', 'SELECT')
+   AND has_table_privilege(current_user, 'holdout_queries', 'SELECT') AS allowed;
