@@ -259,3 +259,134 @@ def test_the_author_view_is_all_a_role_granted_only_author_releases_can_read(wor
     finally:
         world.conn.execute(f"REVOKE ALL ON author_releases FROM {role}")
         world.conn.execute(f"DROP ROLE {role}")
+
+
+# ---------------------------------------------------------------- the CLI --
+
+def _cli(settings, *args, user: str | None = None):
+    import os
+    import subprocess
+    import sys
+
+    dsn = settings.dsn if user is None else psycopg.conninfo.make_conninfo(settings.dsn, user=user, password="x")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "daemon"),
+           "MODEL_EVAL_GATE_DSN": dsn, "MODEL_EVAL_GATE_ARTIFACT_ROOT": str(settings.resolved_artifact_root),
+           "MODEL_EVAL_GATE_HOME": str(settings.home)}
+    return subprocess.run([sys.executable, "-m", "model_eval_gate.cli", *args], env=env, text=True,
+                          capture_output=True, timeout=120)
+
+
+def test_the_cli_prints_an_author_only_the_release_and_an_operator_the_attempt_and_level(world):
+    world.model("v2", strength=0.95, parent="root")
+    author = _cli(world.settings, "gate", "v2", "--quick", "--author-view")
+    assert author.returncode == 0, author.stderr
+    assert "verdict     PROMOTE (improved)" in author.stdout
+    assert "attempt     1 of this lineage" in author.stdout
+    assert "CI" not in author.stdout and "metric " not in author.stdout
+    released = "\n".join(line for line in author.stdout.splitlines() if not line.startswith(("attempt", "{")))
+    assert not re.search(r"\b0\.\d{3,}", released), released  # no full-precision value
+    operator = _cli(world.settings, "gate", "v2", "--dry-run")
+    assert operator.returncode == 0, operator.stderr
+    # The same question again (same predictions, same head): attempt 1's level and interval, nothing spent.
+    assert "auroc *" in operator.stdout and "96.96% CI" in operator.stdout
+    assert "attempt     1 of this lineage on the split: tested at one-sided alpha 0.0152" in operator.stdout
+
+
+def test_a_role_that_cannot_read_the_gates_records_is_not_an_operator(world):
+    from model_eval_gate.cli import _is_operator
+
+    assert _is_operator(world.settings)
+    role = f"author_{world.conn.info.dbname}"[:60].replace("-", "_")
+    world.conn.execute(f"DROP ROLE IF EXISTS {role}")
+    world.conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'x'")
+    try:
+        author = world.settings.with_(dsn=psycopg.conninfo.make_conninfo(world.settings.dsn, user=role,
+                                                                         password="x"))
+        assert not _is_operator(author)
+    finally:
+        world.conn.execute(f"DROP ROLE {role}")
+
+
+def test_status_shows_each_splits_queries_promotions_budget_and_freshness(settings, conn, tmp_path):
+    w = World(settings, conn, tmp_path, n=200, manifest_overrides={"query_budget": 5})
+    w.model("root", strength=0.5)
+    run_eval_gate("root", settings=settings)
+    for i, strength in enumerate((0.95, 0.2, 0.3)):
+        w.model(f"c{i}", strength=strength, parent="root")
+        run_eval_gate_quick(f"c{i}", settings=settings) if i else run_eval_gate(f"c{i}", settings=settings)
+    done = _cli(settings, "status")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("holdout"))
+    assert lines[start] == "holdout   1 benchmark split(s) queried"
+    header, row = lines[start + 1].split(), lines[start + 2].split()
+    assert header[:4] == ["benchmark", "split", "role", "queries"]
+    assert row[0] == w.benchmark.id and row[2] == "public"
+    assert row[3:6] == ["4", "2", "1/5"]  # 4 queries, 2 promotions (root and c0), 1 of 5 left
+    assert "80% of budget used: plan a refresh" in lines[start + 2]
+
+
+# -------------------------------------------------- the sealed confirmation split --
+
+# An eval.py that is a good model on the public split (300 examples) and
+# noise on any other: what fitting the public split through the gate makes.
+OVERFIT_EVAL_PY = """
+import math, os, random, sys
+split, out = sys.argv[sys.argv.index('--split') + 1], sys.argv[sys.argv.index('--out') + 1]
+rows = [line.split(',') for line in open(os.path.join(split, 'features.csv')).read().splitlines()[1:]]
+rng = random.Random(5)
+with open(os.path.join(out, 'predictions.csv'), 'w') as f:
+    f.write('example_id,prediction\\n')
+    for cells in rows:
+        x0, x1 = float(cells[1]), float(cells[2])
+        logit = 2.0 * (1.5 * x0 - x1) if len(rows) == 300 else rng.gauss(0, 1)
+        f.write(f'{cells[0]},{1 / (1 + math.exp(-logit))!r}\\n')
+"""
+
+
+@pytest.fixture
+def sealed_world(settings, conn, tmp_path):
+    from benchmark_factory import make_benchmark
+    from model_eval_gate.benchmark import load_benchmark, record_benchmark
+
+    record_benchmark(conn, load_benchmark(make_benchmark(tmp_path / "sealed", n=240, seed=9,
+                                                         benchmark_id="sealed-v1")))
+    w = World(settings, conn, tmp_path, n=300, manifest_overrides={"confirmation_benchmark": "sealed-v1"})
+    w.model("root", strength=0.3)
+    assert run_eval_gate("root", settings=settings)["reason_code"] == "root_version"
+    return w
+
+
+def test_a_promotion_needs_the_sealed_split_too_and_the_author_learns_only_pass_or_fail(sealed_world):
+    w = sealed_world
+    w.model("real", strength=0.95, parent="root")
+    w.model("overfit", parent="root", eval_source=OVERFIT_EVAL_PY)
+    overfit = run_eval_gate("overfit", settings=w.settings)
+    assert (overfit["outcome"], overfit["reason_code"]) == ("reject", "confirmation_failed"), overfit["reason"]
+    assert overfit["confirmation"]["passed"] == "failed" and overfit["confirmation"]["metric_table"]
+    assert overfit["released"]["confirmation"] == "failed" and overfit["released"]["primary_value"] is None
+    notes = w.row("overfit")["promotion_notes"]
+    assert "sealed confirmation split: failed" in notes and not re.search(r"\b0\.\d{3,}", notes.split("alpha")[0])
+
+    real = run_eval_gate("real", settings=w.settings)
+    assert (real["outcome"], real["confirmation"]["passed"]) == ("promote", "passed"), real["reason"]
+    assert real["released"]["confirmation"] == "passed"
+
+    rows = w.conn.execute("SELECT artifact_id, benchmark_id, split_role, attempt_number, released "
+                          "FROM holdout_queries ORDER BY id").fetchall()
+    sealed = [r for r in rows if r["split_role"] == "confirmation"]
+    assert [(r["artifact_id"], r["benchmark_id"], r["attempt_number"]) for r in sealed] == [
+        ("overfit", "sealed-v1", 1), ("real", "sealed-v1", 2)]
+    assert [r["released"]["confirmation"] for r in sealed] == ["failed", "passed"]
+    assert all(r["released"]["primary_value"] is None for r in sealed)  # no number from the sealed split, ever
+    view = w.conn.execute("SELECT confirmation FROM author_releases WHERE split_role = 'confirmation' "
+                          "ORDER BY query_id").fetchall()
+    assert [v["confirmation"] for v in view] == ["failed", "passed"]
+
+
+def test_a_candidate_the_public_split_rejects_never_touches_the_sealed_split(sealed_world):
+    w = sealed_world
+    w.model("worse", strength=0.0, parent="root")
+    result = run_eval_gate("worse", settings=w.settings)
+    assert result["outcome"] == "reject" and "confirmation" not in result
+    assert not w.conn.execute("SELECT 1 FROM holdout_queries WHERE split_role = 'confirmation'").fetchone()

@@ -90,6 +90,8 @@ class ReasonCode(StrEnum):
     CUMULATIVE_INFERIORITY = "cumulative_inferiority"
     GUARDRAIL_VIOLATED = "guardrail_violated"
     BELOW_FLOOR = "below_floor"
+    # Set by the gate from policy/confirmation.py: the sealed split did not confirm a promotion.
+    CONFIRMATION_FAILED = "confirmation_failed"
     # error: produced by decide() itself
     METRIC_UNDEFINED = "metric_undefined"
     INSUFFICIENT_VALID_RESAMPLES = "insufficient_valid_resamples"
@@ -117,6 +119,7 @@ _REJECT_CODES = (
     ReasonCode.CUMULATIVE_INFERIORITY,
     ReasonCode.GUARDRAIL_VIOLATED,
     ReasonCode.BELOW_FLOOR,
+    ReasonCode.CONFIRMATION_FAILED,
 )
 _ERROR_CODES = (
     ReasonCode.METRIC_UNDEFINED,

@@ -129,6 +129,10 @@ def apply_result(conn: psycopg.Connection, result: dict[str, Any], fence: Fence 
             # Released in the transaction that applies it: an author never
             # sees a verdict that was not applied.
             db.execute(conn, "holdout_answer_query", holdout.answer_params(query_id, result, _released(result)))
+            sealed = result.get("confirmation") or {}
+            if (sealed.get("holdout") or {}).get("query_id") is not None:
+                db.execute(conn, "holdout_answer_query",
+                           holdout.answer_params(sealed["holdout"]["query_id"], sealed, sealed["released"]))
         if fence is not None:
             finished = db.fetch_one(conn, "fence_and_finish_job", {
                 "job_id": fence.job_id, "worker_id": fence.worker_id, "attempt": fence.attempt,

@@ -173,6 +173,14 @@ def author_release(result: Mapping[str, Any], *, release_step: float | None,
     return released
 
 
+def sealed_release(released: Mapping[str, Any]) -> dict[str, Any]:
+    """What the author learns from the sealed confirmation split: passed or failed, nothing computed on it."""
+    return {"candidate_id": released.get("candidate_id"), "outcome": released.get("outcome"),
+            "reason_code": released.get("reason_code"), "reason": released.get("reason"),
+            "confirmation": released.get("confirmation"), "primary_metric": None, "primary_value": None,
+            "release_step": None, "attempt": None, "alpha": None}
+
+
 def render_author_notes(released: Mapping[str, Any]) -> str:
     """promotion_notes and ticket text for the author: the release, nothing more."""
     lines = [f"[{released['outcome']}:{released['reason_code']}] {released['reason']}"]
