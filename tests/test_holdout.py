@@ -208,6 +208,27 @@ def test_identical_predictions_under_a_new_id_get_the_same_seed_interval_and_att
     assert first["holdout"]["attempt"] == again["holdout"]["attempt"] == 1
 
 
+def test_a_near_duplicate_under_a_new_id_is_flagged_and_resampled_on_the_same_draws(world):
+    from benchmark_factory import example_ids_for, signal_predictions, write_predictions_csv
+    from model_eval_gate.evaluate import model_dir
+
+    copy_eval = "import shutil, sys\nshutil.copyfile('predictions.csv', sys.argv[-1] + '/predictions.csv')\n"
+    original = signal_predictions(world.benchmark_dir, "binary", strength=0.3)
+    jittered = np.clip(original + 1e-6 * np.random.default_rng(3).standard_normal(original.size), 1e-6, 1 - 1e-6)
+    for artifact_id, predictions in (("first", original), ("again", jittered)):
+        world.model(artifact_id, parent="root", eval_source=copy_eval)
+        write_predictions_csv(model_dir(world.settings, artifact_id), example_ids_for(300), predictions)
+    first = run_eval_gate("first", settings=world.settings)
+    assert first["outcome"] == "reject" and "near_duplicates" not in first
+    again = dry_run("again", settings=world.settings)
+    assert [d["artifact_id"] for d in again["near_duplicates"]] == ["first"]
+    assert again["seed"] == first["seed"] and again["holdout"]["attempt"] == 2
+    primary = {r["metric"]: r for r in first["metric_table"]}["auroc"]
+    repeat = {r["metric"]: r for r in again["metric_table"]}["auroc"]
+    assert repeat["delta"] == pytest.approx(primary["delta"], abs=1e-4)
+    assert "near_duplicates" not in again["released"]
+
+
 def test_rate_limits_refuse_with_an_error_verdict_and_spend_nothing(world):
     limited = world.settings.with_(max_regates_per_lineage=2)
     for i in range(3):

@@ -165,6 +165,24 @@ def _duplicate_of(conn: psycopg.Connection, result: dict, candidate: dict, evalu
     return elsewhere[0].artifact_id if elsewhere else parent_id
 
 
+def _flag_near_duplicates(conn: psycopg.Connection, result: dict, candidate_id: str, evaluation: Evaluation) -> None:
+    """Name (for operators) the stored versions that behave almost exactly like the candidate on this split.
+
+    A near-duplicate resubmitted under a new id is resampled on the same draws
+    (stats.derive_split_seed) and gets a near-identical interval; this says
+    which versions it nearly repeats (holdout.NEAR_DUPLICATE_MAX_COSINE_DISTANCE).
+    """
+    try:
+        neighbours, _, _ = fingerprint.nearest(
+            conn, fingerprint.fingerprint_of(conn, evaluation), benchmark_id=evaluation.benchmark_id,
+            split_hash=evaluation.split_hash, k=holdout.NEAR_DUPLICATES_LISTED, exclude_artifact_id=candidate_id)
+    except fingerprint.SimilarityError:
+        return
+    near = [n.as_dict() for n in neighbours if n.cosine_distance <= holdout.NEAR_DUPLICATE_MAX_COSINE_DISTANCE]
+    if near:
+        result["near_duplicates"] = near
+
+
 def _policy(benchmark: Benchmark) -> decision.BenchmarkPolicy:
     return decision.BenchmarkPolicy.from_manifest(benchmark.manifest, benchmark.higher_is_better)
 
@@ -328,6 +346,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         if comparisons is None:
             comparisons = _compare(benchmark, cand_eval, parent_eval, n_resamples=n_resamples, seed=seed,
                                    undefined=undefined, confidence=confidence)
+            _flag_near_duplicates(conn, result, candidate_id, cand_eval)
         if undefined:
             result["undefined_metrics"] = undefined
         justification = (candidate["metadata"] or {}).get("tradeoff_justification")

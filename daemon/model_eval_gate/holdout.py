@@ -29,6 +29,13 @@ QUERY_KINDS = ("gate", "regate", "dry_run", "quick")
 #: Share of a split's query budget after which `status` warns that the split is going stale.
 FRESHNESS_WARNING_FRACTION = 0.8
 
+#: A stored version whose fingerprint lies within this cosine distance of a
+#: candidate's is named in the result as a near duplicate (operators only).
+#: 1e-4 (fingerprint.DUPLICATE_MAX_COSINE_DISTANCE) nominates exact copies;
+#: this looser bound catches a resubmission with jittered predictions.
+NEAR_DUPLICATE_MAX_COSINE_DISTANCE = 0.01
+NEAR_DUPLICATES_LISTED = 3
+
 
 class HoldoutRefused(RuntimeError):
     """The split will not be queried now (rate limit or spent budget): an error verdict, nothing scored."""
