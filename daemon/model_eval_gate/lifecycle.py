@@ -114,6 +114,9 @@ def apply_result(conn: psycopg.Connection, result: dict[str, Any], fence: Fence 
         elif outcome == "reject":
             if state == "rejected" and candidate["is_latest"] == 0:
                 changed = False
+                # A re-gate of a rejected candidate: its author reads the latest
+                # verdict's release (the same text again when re-applied).
+                db.execute(conn, "set_promotion_notes", {"id": candidate_id, "notes": _notes(result)})
             elif state not in ("candidate", "rejected"):
                 raise NotApplicable(f"{candidate_id} is {state}; it cannot be rejected now")
             else:
