@@ -105,6 +105,48 @@ def test_the_rule_on_a_normal_estimate_is_the_documented_threshold():
     assert not multiplicity.promotes_under_rule(1.0, 0.0, 1)
 
 
+def _binormal_model(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A model exactly as good as every other one drawn here (the population truth): only its noise differs."""
+    rng = np.random.default_rng(seed)
+    return 1 / (1 + np.exp(-(0.9 * (2 * labels - 1) + rng.standard_normal(labels.size))))
+
+
+def test_real_gate_a_lineage_retrying_no_better_models_is_not_promoted_by_the_one_that_got_lucky(
+        settings, conn, tmp_path):
+    """Five null candidates through the real gate; the fifth looks better on this split by luck.
+
+    Candidate seed 357 is no better than the head in the population, but on
+    this split its 95% interval excludes zero (found by search, fixed seeds):
+    the rule before holdout accounting promoted it. As the lineage's fifth
+    attempt it is tested at alpha_5 and rejected.
+    """
+    from benchmark_factory import example_ids_for, write_predictions_csv
+    from model_eval_gate.evaluate import model_dir
+
+    w = World(settings, conn, tmp_path, n=300)
+    labels = np.asarray(w.benchmark.labels, dtype=float)
+    copy_eval = "import shutil, sys\nshutil.copyfile('predictions.csv', sys.argv[-1] + '/predictions.csv')\n"
+
+    def version(artifact_id, seed, parent):
+        w.model(artifact_id, parent=parent, eval_source=copy_eval)
+        write_predictions_csv(model_dir(settings, artifact_id), example_ids_for(300), _binormal_model(labels, seed))
+
+    version("head", 0, None)
+    assert run_eval_gate("head", settings=settings)["reason_code"] == "root_version"
+    for seed in (1, 2, 3, 4):
+        version(f"null-{seed}", seed, "head")
+        assert run_eval_gate(f"null-{seed}", settings=settings)["outcome"] == "reject"
+    version("lucky", 357, "head")
+    lucky = run_eval_gate("lucky", settings=settings)
+    assert (lucky["outcome"], lucky["reason_code"]) == ("reject", "primary_not_improved"), lucky["reason"]
+    assert lucky["holdout"]["attempt"] == 5
+    at_95 = stats.compare_on_benchmark(
+        w.benchmark, _binormal_model(labels, 357), _binormal_model(labels, 0), n_resamples=1000,
+        seed=lucky["seed"], confidence=0.95, only=["auroc"])["auroc"]
+    assert at_95.ci_low > 0  # what a single 95% test would have promoted
+    assert w.row("head")["promotion_state"] == "promoted"
+
+
 # --------------------------------------------------------------- the release --
 
 @pytest.mark.parametrize("n, step", [(50, 0.1), (120, 0.05), (300, 0.05), (1000, 0.02), (5000, 0.01),
