@@ -295,12 +295,14 @@ def test_the_lineage_page_shows_who_was_head_when(world, server, page, screensho
     for expected in ("registered", "promoted", "superseded", "rejected", "gate error", "force-promoted"):
         assert expected in events
     # The primary metric of every promotion that recorded one (the forced one did not).
+    # The full table is the gate job's (the event carries only the author's release).
     promoted = world.conn.execute(
-        "SELECT target_artifact_id, detection_metadata FROM world_model_improvements ORDER BY created_at, id").fetchall()
+        "SELECT w.target_artifact_id, j.result->'metric_table' AS metric_table FROM world_model_improvements w "
+        "LEFT JOIN gate_jobs j ON j.id = (w.detection_metadata->>'job_id')::bigint "
+        "ORDER BY w.created_at, w.id").fetchall()
     points = page.locator("svg.metric-timeline g.timeline-point")
-    measured = [(p["target_artifact_id"], next(r["candidate"] for r in p["detection_metadata"]["metric_table"]
-                                               if r["role"] == "primary"))
-                for p in promoted if p["detection_metadata"]["metric_table"]]
+    measured = [(p["target_artifact_id"], next(r["candidate"] for r in p["metric_table"] if r["role"] == "primary"))
+                for p in promoted if p["metric_table"]]
     assert [(p.get_attribute("data-version"), float(p.get_attribute("data-value"))) for p in points.all()] == \
         [(a, pytest.approx(v, rel=1e-5)) for a, v in measured]
 

@@ -78,11 +78,15 @@ SELECT j.id, j.artifact_id, j.outcome, j.status, j.worker_id, j.requested_by, j.
  ORDER BY j.finished_at, j.id;
 
 -- name: web_lineage_promotions
--- Each promotion's recorded verdict (metric table, forced, actor), oldest first.
+-- Each promotion's recorded verdict (forced, actor), oldest first, with the
+-- full metric table from its gate job: the event itself carries only the
+-- author's release (docs/model_promotion_policy.md, section 14.2).
 SELECT w.target_artifact_id AS artifact_id, w.source_artifact_id, w.magnitude, w.created_at,
-       w.detection_metadata
+       w.detection_metadata,
+       COALESCE(j.result->'metric_table', w.detection_metadata->'metric_table') AS metric_table
   FROM world_model_improvements w
   JOIN artifacts a ON a.id = w.target_artifact_id
+  LEFT JOIN gate_jobs j ON j.id = (w.detection_metadata->>'job_id')::bigint
  WHERE a.lineage_id = %(lineage_id)s AND w.event_type = 'model_version_promoted'
  ORDER BY w.created_at, w.id;
 

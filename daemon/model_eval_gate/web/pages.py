@@ -223,7 +223,7 @@ def _primary_over_time(promotions: list[dict], versions: list[dict]) -> dict:
     points, metric, direction = [], None, None
     for p in promotions:
         meta = p["detection_metadata"] or {}
-        primary = next((r for r in meta.get("metric_table") or [] if r.get("role") == "primary"), None)
+        primary = next((r for r in p.get("metric_table") or [] if r.get("role") == "primary"), None)
         if primary is None:
             continue
         if metric is None:
