@@ -387,6 +387,11 @@ def test_status_shows_each_splits_queries_promotions_budget_and_freshness(settin
     assert row[0] == w.benchmark.id and row[2] == "public"
     assert row[3:6] == ["4", "2", "1/5"]  # 4 queries, 2 promotions (root and c0), 1 of 5 left
     assert "80% of budget used: plan a refresh" in lines[start + 2]
+    # The web UI's benchmarks page (and its JSON twin) carries the same figures.
+    from model_eval_gate.web import pages
+    page = pages.benchmarks(conn)["holdout_splits"]
+    assert [(s["benchmark_id"], s["queries_used"], s["promotions_released"], s["budget_left"]) for s in page] == [
+        (w.benchmark.id, 4, 2, 1)]
 
 
 # -------------------------------------------------- the sealed confirmation split --

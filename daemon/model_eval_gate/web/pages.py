@@ -282,8 +282,11 @@ def queue(conn: psycopg.Connection) -> dict:
 # --------------------------------------------------------------- benchmarks --
 
 def benchmarks(conn: psycopg.Connection) -> dict:
+    from .. import holdout
+
     with snapshot(conn):
         rows = db.fetch_all(conn, "web_benchmarks")
+        splits = holdout.split_status(conn)
     out = []
     for row in rows:
         manifest = row["manifest"] or {}
@@ -297,7 +300,7 @@ def benchmarks(conn: psycopg.Connection) -> dict:
             "self_scored": bool(manifest.get("self_scored")),
             "classes": manifest.get("classes"),
         })
-    return {"benchmarks": out}
+    return {"benchmarks": out, "holdout_splits": [_row(s) for s in splits]}
 
 
 # -------------------------------------------------------------------- index --
