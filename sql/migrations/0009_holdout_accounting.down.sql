@@ -1,4 +1,4 @@
--- Way back from 0008_holdout_accounting. Never run automatically.
+-- Way back from 0009_holdout_accounting. Never run automatically.
 -- Drops the query record and every lineage's attempt count: a later up
 -- migration starts every lineage at attempt 1 again, which hands each one
 -- a fresh false-promotion budget on splits it has already queried.
