@@ -376,7 +376,8 @@ READ_ONLY_GRANTS = """
     GRANT CONNECT ON DATABASE {database} TO {role};
     GRANT USAGE ON SCHEMA public TO {role};
     GRANT SELECT ON artifacts, model_versions, gate_jobs, eval_results, benchmarks, tickets,
-                    artifact_lifecycle_history, world_model_improvements, model_eval_gate_migrations TO {role};
+                    artifact_lifecycle_history, world_model_improvements, model_eval_gate_migrations,
+                    holdout_splits, holdout_queries TO {role};
     ALTER ROLE {role} SET default_transaction_read_only = on;
 """
 
@@ -384,7 +385,8 @@ READ_ONLY_GRANTS = """
 def test_the_documented_read_only_role_serves_every_page(world, tmp_path):
     docs = (ROOT / "docs" / "web.md").read_text()
     for grant in ("GRANT SELECT ON artifacts, model_versions, gate_jobs, eval_results, benchmarks, tickets,",
-                  "artifact_lifecycle_history, world_model_improvements, model_eval_gate_migrations TO gate_web;",
+                  "artifact_lifecycle_history, world_model_improvements, model_eval_gate_migrations,",
+                  "holdout_splits, holdout_queries TO gate_web;",
                   "ALTER ROLE gate_web SET default_transaction_read_only = on;"):
         assert grant in docs  # the recipe tested here is the one documented
     role = f"gate_web_{uuid.uuid4().hex[:8]}"
