@@ -53,7 +53,7 @@ HISTORY_SIZES = (1_000, 1_000_000)
 RATIO_TARGET = 1.5
 QUEUE_ARTIFACTS = 64  # artifacts the measured jobs cycle through (one active job per artifact)
 WORKER_COUNTS = (1, 2, 3, 4)
-CLAIM = {"worker_id": "bench/w1", "lease_seconds": 60, "max_attempts": 3}
+CLAIM = {"worker_id": "bench/w1", "lease_seconds": 60, "max_attempts": 3, "capabilities": []}
 
 
 def load_history(dsn: str, finished_jobs: int) -> float:

@@ -542,6 +542,60 @@ def cmd_web(args, settings: Settings) -> int:
         return EXIT_FAILURE
 
 
+def _environment_users(settings: Settings) -> dict[str, list[str]] | None:
+    """Which model versions were evaluated in each environment, or None without a database."""
+    from . import db
+
+    if settings.dsn is None and not settings.pgdata.exists():
+        return None  # no database here yet: do not start one just to list a cache
+    try:
+        with db.connect(settings, autocommit=True) as conn:
+            return {row["environment_hash"]: row["artifact_ids"] for row in db.fetch_all(conn, "environment_users")}
+    except Exception:  # the cache is listed whatever the database says
+        return None
+
+
+def cmd_env_list(args, settings: Settings) -> int:
+    from .evaluation import environments
+
+    cache = settings.resolved_env_cache_dir
+    found = environments.list_environments(cache)
+    users = _environment_users(settings)
+    total = sum(e.size_bytes for e in found)
+    print(f"{len(found)} environments in {cache}, {total / 1024**2:.0f} MiB "
+          f"(cap {settings.env_cache_max_bytes / 1024**2:.0f} MiB, MODEL_EVAL_GATE_ENV_CACHE_MAX_BYTES)")
+    for env in found:
+        used = _ago(env.last_used_at)
+        versions = "versions unknown (no database)" if users is None else \
+            ("used by " + ", ".join(users.get(env.key, [])) if users.get(env.key) else "used by no stored evaluation")
+        print(f"{env.key}  python {env.python}  {env.size_bytes / 1024**2:7.1f} MiB  last used {used}  {versions}")
+        print(f"    {' '.join(env.packages) or '(no packages)'}")
+    return EXIT_OK
+
+
+def cmd_env_prune(args, settings: Settings) -> int:
+    from .evaluation import environments
+
+    build = environments.BuildSettings.from_settings(settings)
+    older = args.unused_days * 86400 if args.unused_days is not None else None
+    removed = environments.prune(build, older_than_seconds=older, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for env in removed:
+        print(f"{verb} {env.key}  python {env.python}  {env.size_bytes / 1024**2:.1f} MiB  last used {_ago(env.last_used_at)}")
+    print(f"{verb} {len(removed)} environments, {sum(e.size_bytes for e in removed) / 1024**2:.0f} MiB")
+    return EXIT_OK
+
+
+def _ago(timestamp: float) -> str:
+    import time
+
+    seconds = max(0.0, time.time() - timestamp)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
 def cmd_demo(args, settings: Settings) -> int:
     from .demo.runner import DemoError, run_demo, stop_demo
 
@@ -706,6 +760,18 @@ def build_parser() -> argparse.ArgumentParser:
              "Validate a benchmark directory (manifest.json, inputs/, labels), hash its split and record it, "
              "so that model versions naming its id can be gated.")
     q.add_argument("directory", type=Path, metavar="DIR", help="the benchmark directory (holds manifest.json)")
+
+    p = _add(sub, "env", None, "list and prune the cache of model environments",
+             "Model environments (docs/environments.md): the packages a model pins in its requirements.txt, "
+             "built once with uv into a content-addressed cache.", needs_schema=False)
+    env = p.add_subparsers(dest="env_command", required=True, metavar="ACTION")
+    _add(env, "list", cmd_env_list, "each cached environment: size, last use, its packages, which versions used it",
+         needs_schema=False)
+    q = _add(env, "prune", cmd_env_prune, "remove least recently used environments over the size cap, or unused ones",
+             needs_schema=False)
+    q.add_argument("--unused-days", type=float, default=None, metavar="DAYS",
+                   help="also remove environments not used for this many days")
+    q.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
 
     p = _add(sub, "gate", cmd_gate, "gate one candidate now and print the metric table and verdict",
              "Gate one candidate in this process: evaluate it and its parent in the sandbox, compare them, "

@@ -6,6 +6,7 @@ a deployment's whole configuration, and so tests can build Settings directly.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,6 +65,18 @@ def _parse(environ, name: str, default, kind):
     return value
 
 
+_CAPABILITY = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+def _capabilities(raw: str) -> tuple[str, ...]:
+    names = tuple(sorted({part.strip().lower() for part in raw.split(",") if part.strip()}))
+    bad = [name for name in names if not _CAPABILITY.match(name)]
+    if bad:
+        raise ConfigError(f"{PREFIX}WORKER_CAPABILITIES: {bad[0]!r} is not a capability name "
+                          "(lower-case letters, digits, - and _; comma-separated, e.g. gpu)")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     # Database: with no DSN the embedded PostgreSQL in `home` is used.
@@ -86,6 +99,15 @@ class Settings:
     eval_memory_bytes: int = 8 * 1024**3
     eval_max_processes: int = 256
     eval_max_output_bytes: int = 512 * 1024**2
+
+    # Model environments (docs/environments.md): built with uv from binary
+    # wheels into a content-addressed cache, bound read-only into the sandbox.
+    env_cache_dir: Path | None = None  # default: home / "environments"
+    env_index_url: str | None = None  # default: uv's (PyPI)
+    env_wheelhouse: Path | None = None  # set: build offline from this directory of wheels only
+    env_build_seconds: float = 900.0
+    env_max_bytes: int = 4 * 1024**3
+    env_cache_max_bytes: int = 20 * 1024**3
 
     # Statistics.
     n_resamples: int = 1000
@@ -115,6 +137,9 @@ class Settings:
     max_attempts: int = 3
     retry_base_seconds: float = 5.0
     shutdown_grace_seconds: float = 30.0
+    # What this daemon's worker slots offer (e.g. "gpu"); a job that needs a
+    # capability is claimed only by a daemon that declares it.
+    worker_capabilities: tuple[str, ...] = ()
 
     # Prometheus metrics of the daemon: off unless a port is set (0 picks a
     # free port, logged with the metrics_listening event).
@@ -124,6 +149,10 @@ class Settings:
     @property
     def resolved_artifact_root(self) -> Path:
         return self.artifact_root if self.artifact_root is not None else self.home / "artifacts"
+
+    @property
+    def resolved_env_cache_dir(self) -> Path:
+        return self.env_cache_dir if self.env_cache_dir is not None else self.home / "environments"
 
     @property
     def pgdata(self) -> Path:
@@ -142,6 +171,8 @@ class Settings:
         defaults = cls()
         home = _env(environ, "HOME")
         artifact_root = _env(environ, "ARTIFACT_ROOT")
+        env_cache_dir = _env(environ, "ENV_CACHE_DIR")
+        env_wheelhouse = _env(environ, "ENV_WHEELHOUSE")
         settings = cls(
             dsn=_env(environ, "DSN"),
             pooler=_env(environ, "POOLER", defaults.pooler).strip().lower(),
@@ -157,6 +188,12 @@ class Settings:
             eval_memory_bytes=_parse(environ, "EVAL_MEMORY_BYTES", defaults.eval_memory_bytes, int),
             eval_max_processes=_parse(environ, "EVAL_MAX_PROCESSES", defaults.eval_max_processes, int),
             eval_max_output_bytes=_parse(environ, "EVAL_MAX_OUTPUT_BYTES", defaults.eval_max_output_bytes, int),
+            env_cache_dir=Path(env_cache_dir).expanduser() if env_cache_dir else None,
+            env_index_url=_env(environ, "ENV_INDEX_URL"),
+            env_wheelhouse=Path(env_wheelhouse).expanduser() if env_wheelhouse else None,
+            env_build_seconds=_parse(environ, "ENV_BUILD_SECONDS", defaults.env_build_seconds, float),
+            env_max_bytes=_parse(environ, "ENV_MAX_BYTES", defaults.env_max_bytes, int),
+            env_cache_max_bytes=_parse(environ, "ENV_CACHE_MAX_BYTES", defaults.env_cache_max_bytes, int),
             n_resamples=_parse(environ, "N_RESAMPLES", defaults.n_resamples, int),
             quick_resamples=_parse(environ, "QUICK_RESAMPLES", defaults.quick_resamples, int),
             holdout_query_budget=_parse(environ, "HOLDOUT_QUERY_BUDGET", defaults.holdout_query_budget, int),
@@ -180,6 +217,7 @@ class Settings:
             shutdown_grace_seconds=_parse(environ, "SHUTDOWN_GRACE_SECONDS", defaults.shutdown_grace_seconds, float),
             metrics_port=_parse(environ, "METRICS_PORT", None, int),
             metrics_address=_env(environ, "METRICS_ADDRESS", defaults.metrics_address),
+            worker_capabilities=_capabilities(_env(environ, "WORKER_CAPABILITIES", "")),
         )
         if settings.pooler not in POOLER_MODES:
             raise ConfigError(f"{PREFIX}POOLER={settings.pooler!r} is not one of {', '.join(POOLER_MODES)}")

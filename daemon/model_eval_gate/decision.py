@@ -106,6 +106,7 @@ class ReasonCode(StrEnum):
     # error: holdout accounting refused the query before anything was scored
     RATE_LIMITED = "rate_limited"
     HOLDOUT_BUDGET_SPENT = "holdout_budget_spent"
+    ENVIRONMENT_FAILURE = "environment_failure"
 
 
 _REJECT_CODES = (
@@ -133,6 +134,7 @@ _ERROR_CODES = (
     ReasonCode.INVALID_EVAL_OUTPUT,
     ReasonCode.RATE_LIMITED,
     ReasonCode.HOLDOUT_BUDGET_SPENT,
+    ReasonCode.ENVIRONMENT_FAILURE,
 )
 
 REASON_OUTCOMES: Mapping[ReasonCode, Outcome] = MappingProxyType(

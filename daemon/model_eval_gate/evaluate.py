@@ -22,6 +22,7 @@ import psycopg
 from . import db, fingerprint
 from .benchmark import Benchmark
 from .config import Settings
+from .evaluation import environments
 from .logging import get_logger
 
 log = get_logger(__name__)
@@ -58,6 +59,12 @@ class Evaluation:
     peak_rss_bytes: int | None
     cached: bool
     timings: dict = field(default_factory=dict)
+    environment: dict | None = None  # the model's declared environment: hash, python, built or cache hit
+
+    @property
+    def environment_hash(self) -> str:
+        """'' for the default interpreter, else the declared environment's content address."""
+        return (self.environment or {}).get("hash", "")
 
     def summary(self) -> dict:
         return {
@@ -65,6 +72,7 @@ class Evaluation:
             "sandboxed": self.sandboxed, "wall_seconds": self.wall_seconds, "cpu_seconds": self.cpu_seconds,
             "peak_rss_bytes": self.peak_rss_bytes, "n_examples": int(self.predictions.shape[0]),
             "self_reported": self.self_reported, **({"timings": self.timings} if self.timings else {}),
+            **({"environment": self.environment} if self.environment else {}),
         }
 
 
@@ -104,6 +112,21 @@ def _limits(settings: Settings):
     )
 
 
+def _plan_environment(settings: Settings, directory: Path) -> environments.EnvironmentPlan | None:
+    try:
+        return environments.plan_environment(directory, environments.BuildSettings.from_settings(settings))
+    except environments.ModelEnvironmentError as exc:
+        raise EvaluationError("environment_failure", f"the model's environment: {exc}") from exc
+
+
+def _build_environment(settings: Settings, plan: environments.EnvironmentPlan, artifact_id: str) -> environments.Environment:
+    try:
+        return environments.ensure_environment(plan, environments.BuildSettings.from_settings(settings))
+    except environments.ModelEnvironmentError as exc:
+        raise EvaluationError("environment_failure", f"the environment of {artifact_id} could not be built: {exc}",
+                              stderr=exc.log_tail) from exc
+
+
 def _from_cache(row, benchmark: Benchmark, artifact_id: str, digest: str) -> Evaluation:
     values = np.frombuffer(row["predictions"], dtype="<f8").reshape(row["prediction_shape"]).copy()
     values.setflags(write=False)
@@ -113,6 +136,7 @@ def _from_cache(row, benchmark: Benchmark, artifact_id: str, digest: str) -> Eva
         self_reported=row["self_reported"], sandboxed=row["sandboxed"],
         wall_seconds=row["wall_seconds"], cpu_seconds=row["cpu_seconds"],
         peak_rss_bytes=row["peak_rss_bytes"], cached=True,
+        environment={"hash": row["environment_hash"], "cache_hit": True} if row["environment_hash"] else None,
     )
 
 
@@ -130,8 +154,10 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
     if not (directory / "eval.py").is_file():
         raise EvaluationError("no_eval_py", f"no eval.py for {artifact_id} at {directory / 'eval.py'}")
     digest = model_hash(directory)
+    plan = _plan_environment(settings, directory)
+    environment_hash = plan.key if plan else ""
     cacheable = benchmark.example_ids is not None  # self-scored runs without an id list are not reused
-    key = (artifact_id, benchmark.id, benchmark.split_hash, digest)
+    key = (artifact_id, benchmark.id, benchmark.split_hash, digest, environment_hash)
     kept = _UNSTORED.get(key)
     if kept is not None and use_cache:
         if store:
@@ -142,7 +168,7 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
     if use_cache and cacheable:
         row = db.fetch_one(conn, "cached_evaluation", {
             "artifact_id": artifact_id, "benchmark_id": benchmark.id,
-            "split_hash": benchmark.split_hash, "model_hash": digest,
+            "split_hash": benchmark.split_hash, "model_hash": digest, "environment_hash": environment_hash,
         })
         if row is not None:
             cached = _from_cache(row, benchmark, artifact_id, digest)
@@ -150,13 +176,17 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
                 fingerprint.ensure_fingerprint(conn, row["id"], cached.predictions, benchmark.id, benchmark.split_hash)
             return cached
 
+    # Built outside the evaluation's wall limit, under its own (docs/environments.md).
+    environment = _build_environment(settings, plan, artifact_id) if plan else None
     work_dir = Path(tempfile.mkdtemp(prefix="meg-eval-"))
     try:
         started = time.perf_counter()
         try:
             result = run_eval_py(
                 directory, benchmark.inputs_dir, limits=_limits(settings), work_dir=work_dir,
-                python=settings.sandbox_python, sandbox_uid=settings.sandbox_uid,
+                python=environment.interpreter.executable if environment else settings.sandbox_python,
+                environment=environment.path if environment else None,
+                sandbox_uid=settings.sandbox_uid,
                 sandbox_gid=settings.sandbox_gid, allow_unsandboxed=settings.allow_unsandboxed,
                 cancel=cancel,
             )
@@ -183,7 +213,9 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
         self_reported=predictions.self_reported, sandboxed=result.sandboxed,
         wall_seconds=result.wall_seconds, cpu_seconds=result.cpu_seconds,
         peak_rss_bytes=result.peak_rss_bytes, cached=False,
-        timings={"sandbox_seconds": round(run_seconds, 6)},
+        timings={"sandbox_seconds": round(run_seconds, 6),
+                 **({"environment_seconds": round(environment.build_seconds, 6)} if environment else {})},
+        environment=environment.summary() if environment else None,
     )
     if store and cacheable:
         _UNSTORED[key] = evaluation
@@ -210,9 +242,10 @@ def _store(conn: psycopg.Connection, settings: Settings, evaluation: Evaluation)
         "prediction_shape": list(evaluation.predictions.shape), "n_examples": int(evaluation.predictions.shape[0]),
         "self_reported": evaluation.self_reported, "sandboxed": evaluation.sandboxed,
         "wall_seconds": evaluation.wall_seconds, "cpu_seconds": evaluation.cpu_seconds,
-        "peak_rss_bytes": evaluation.peak_rss_bytes,
+        "peak_rss_bytes": evaluation.peak_rss_bytes, "environment_hash": evaluation.environment_hash,
     }
-    key = (evaluation.artifact_id, evaluation.benchmark_id, evaluation.split_hash, evaluation.model_hash)
+    key = (evaluation.artifact_id, evaluation.benchmark_id, evaluation.split_hash, evaluation.model_hash,
+           evaluation.environment_hash)
     target = {"conn": conn}
 
     def store_once() -> None:

@@ -35,6 +35,7 @@ _ERROR_CODES = {
     "timeout": decision.ReasonCode.EVAL_TIMEOUT,
     "bad_output": decision.ReasonCode.INVALID_EVAL_OUTPUT,
     "no_benchmark": decision.ReasonCode.BENCHMARK_NOT_FOUND,
+    "environment_failure": decision.ReasonCode.ENVIRONMENT_FAILURE,
 }
 
 

@@ -60,6 +60,7 @@ _log = structlog.get_logger(__name__)
 MODEL_MOUNT = "/model"
 SPLIT_MOUNT = "/split"
 OUT_MOUNT = "/out"
+ENV_MOUNT = "/env"  # a model's own environment (evaluation/environments.py), read-only
 
 _KIB = 1024
 _MIB = 1024 * _KIB
@@ -183,8 +184,14 @@ def run_eval_py(
     bwrap: str | None = None,
     argv_extra: tuple[str, ...] = (),
     cancel: threading.Event | None = None,
+    environment: str | os.PathLike[str] | None = None,
 ) -> SandboxResult:
     """Run `python eval.py --split /split --out /out` for one model, sandboxed.
+
+    `environment`, if given, is a virtual environment built on `python` (its
+    base interpreter): it is bound read-only at /env and eval.py runs with
+    /env/bin/python, so the model sees its own packages and nothing of the
+    daemon's. The environment's interpreter is never run on the host.
 
     Creates a fresh output directory under `work_dir` (default: the system
     temporary directory); the caller reads it and then calls discard_output.
@@ -207,6 +214,7 @@ def run_eval_py(
     model_real, split_real = _resolve_inputs(model_dir, split_dir)
     interpreter = _interpreter(python or sys.executable)
     _refuse_exposing_binds(interpreter, model_real, split_real)
+    environment_real = _resolve_environment(environment, model_real, split_real)
 
     tools = _resolve_tools(bwrap, root_mode=root_mode, allow_unsandboxed=allow_unsandboxed)
     sandboxed = tools.bwrap is not None
@@ -225,16 +233,19 @@ def run_eval_py(
         owner = (os.getuid(), os.getgid())
     out_dir = _create_out_dir(work_dir, limits, owner, bounded_by_tmpfs=root_mode)
     try:
-        env = _sandbox_env(os.path.dirname(interpreter.executable))
         if sandboxed:
-            command = [interpreter.executable, "eval.py", "--split", SPLIT_MOUNT, "--out", OUT_MOUNT, *argv_extra]
+            inside = os.path.join(ENV_MOUNT, "bin", "python") if environment_real else interpreter.executable
+            env = _sandbox_env(os.path.dirname(inside))
+            command = [inside, "eval.py", "--split", SPLIT_MOUNT, "--out", OUT_MOUNT, *argv_extra]
             argv = _bwrap_argv(
                 tools, command, env, interpreter, model_real, split_real, out_dir,
-                limits, sandbox_uid, sandbox_gid, root_mode,
+                limits, sandbox_uid, sandbox_gid, root_mode, environment_real,
             )
             spawn_env, cwd = _BWRAP_ENV, "/"
         else:
-            argv = [interpreter.executable, "eval.py", "--split", split_real, "--out", out_dir, *argv_extra]
+            host = os.path.join(environment_real, "bin", "python") if environment_real else interpreter.executable
+            env = _sandbox_env(os.path.dirname(host))
+            argv = [host, "eval.py", "--split", split_real, "--out", out_dir, *argv_extra]
             spawn_env, cwd = env, model_real
         if not sandboxed:
             argv = _prlimit_argv(tools.prlimit, limits) + argv
@@ -348,6 +359,19 @@ def _refuse_exposing_binds(interpreter: _Interpreter, model_real: str, split_rea
                     f"{what} {path} lies inside {bound}, which the sandbox binds read-only for the "
                     "interpreter; move it (or the interpreter) elsewhere so labels and other models stay hidden"
                 )
+
+
+def _resolve_environment(environment: str | os.PathLike[str] | None, model_real: str, split_real: str) -> str | None:
+    if environment is None:
+        return None
+    real = os.path.realpath(environment)
+    if not os.path.isfile(os.path.join(real, "pyvenv.cfg")):
+        raise SandboxConfigError(f"environment {os.fspath(environment)} is not a virtual environment (no pyvenv.cfg)")
+    benchmark_dir = os.path.dirname(split_real)
+    for what, path in (("benchmark directory", benchmark_dir), ("model directory", model_real)):
+        if _is_within(path, real) or _is_within(real, path):
+            raise SandboxConfigError(f"environment {real} overlaps the {what} {path}; keep environments apart")
+    return real
 
 
 @functools.lru_cache(maxsize=8)
@@ -544,6 +568,7 @@ def _bwrap_argv(
     sandbox_uid: int,
     sandbox_gid: int,
     root_mode: bool,
+    environment_real: str | None = None,
 ) -> list[str]:
     argv = [tools.bwrap]
     if root_mode:
@@ -572,6 +597,8 @@ def _bwrap_argv(
         argv += ["--ro-bind", source, source]
         made.add(source)
     argv += ["--ro-bind", model_real, MODEL_MOUNT, "--ro-bind", split_real, SPLIT_MOUNT, "--bind", out_dir, OUT_MOUNT]
+    if environment_real:
+        argv += ["--ro-bind", environment_real, ENV_MOUNT]
     # /dev is a tmpfs owned by the sandbox's uid on the unprivileged path:
     # read-only, it cannot become unbounded scratch space (device nodes still work).
     argv += ["--remount-ro", "/", "--remount-ro", "/proc", "--remount-ro", "/dev", "--chdir", MODEL_MOUNT]

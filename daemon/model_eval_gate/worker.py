@@ -610,6 +610,7 @@ class Daemon:
         return db.fetch_one(slot.conn, "claim_next_job", {
             "worker_id": slot.worker_id, "lease_seconds": self.settings.lease_seconds,
             "max_attempts": self.settings.max_attempts,
+            "capabilities": list(self.settings.worker_capabilities),
         })
 
     def _run_job(self, slot: _WorkerSlot, row: dict, claimed_at: float) -> None:

@@ -39,17 +39,25 @@ RETURNING (xmax = 0) AS inserted;
 
 -- name: cached_evaluation
 SELECT id, predictions, prediction_shape, n_examples, self_reported, sandboxed,
-       wall_seconds, cpu_seconds, peak_rss_bytes
+       wall_seconds, cpu_seconds, peak_rss_bytes, environment_hash
   FROM eval_results
  WHERE artifact_id = %(artifact_id)s AND benchmark_id = %(benchmark_id)s
-   AND split_hash = %(split_hash)s AND model_hash = %(model_hash)s;
+   AND split_hash = %(split_hash)s AND model_hash = %(model_hash)s
+   AND environment_hash = %(environment_hash)s;
 
 -- name: store_evaluation
 INSERT INTO eval_results (artifact_id, benchmark_id, split_hash, model_hash, predictions,
                           prediction_shape, n_examples, self_reported, sandboxed,
-                          wall_seconds, cpu_seconds, peak_rss_bytes)
+                          wall_seconds, cpu_seconds, peak_rss_bytes, environment_hash)
 VALUES (%(artifact_id)s, %(benchmark_id)s, %(split_hash)s, %(model_hash)s, %(predictions)s,
         %(prediction_shape)s, %(n_examples)s, %(self_reported)s, %(sandboxed)s,
-        %(wall_seconds)s, %(cpu_seconds)s, %(peak_rss_bytes)s)
+        %(wall_seconds)s, %(cpu_seconds)s, %(peak_rss_bytes)s, %(environment_hash)s)
 ON CONFLICT (artifact_id, benchmark_id, split_hash, model_hash) DO NOTHING
 RETURNING id;
+
+-- name: environment_users
+-- Which model versions were evaluated in each declared environment (env list).
+SELECT environment_hash, array_agg(DISTINCT artifact_id ORDER BY artifact_id) AS artifact_ids
+  FROM eval_results
+ WHERE environment_hash <> ''
+ GROUP BY environment_hash;

@@ -14,7 +14,8 @@ UPDATE gate_jobs
 RETURNING id, artifact_id, reason, requested_by, attempt, max_attempts, worker_id, lease_until;
 
 -- name: claim_next_job
--- The daemon's claim: oldest runnable job, skipping rows other workers hold.
+-- The daemon's claim: oldest runnable job, skipping rows other workers hold
+-- and jobs that need a capability this daemon does not offer.
 -- The claiming daemon's retry budget (MODEL_EVAL_GATE_MAX_ATTEMPTS) becomes
 -- the job's, so the sweep and the worker agree on when to stop retrying; a
 -- job already past a smaller budget still gets the attempt it was claimed for.
@@ -25,6 +26,8 @@ UPDATE gate_jobs
        started_at = now(), error = NULL
  WHERE id = (SELECT id FROM gate_jobs
               WHERE status = 'queued' AND run_after <= now()
+                AND (required_capability IS NULL
+                     OR required_capability = ANY(%(capabilities)s::text[]))
               ORDER BY run_after, id
               FOR UPDATE SKIP LOCKED
               LIMIT 1)

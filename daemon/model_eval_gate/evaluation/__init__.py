@@ -1,0 +1,1 @@
+"""Evaluation: what a model runs with and how its run is judged (benchmarks, predictions, environments)."""
