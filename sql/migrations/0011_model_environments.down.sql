@@ -1,4 +1,4 @@
--- Way back from 0009_model_environments. Never run automatically.
+-- Way back from 0011_model_environments. Never run automatically.
 -- Jobs lose their routing (any daemon may claim a job that needed an
 -- accelerator) and evaluations forget which environment they ran in.
 DROP TRIGGER IF EXISTS gate_jobs_route ON gate_jobs;
