@@ -20,6 +20,7 @@ import jsonschema
 import psycopg
 
 from . import db
+from .bounded_json import MAX_METADATA_BYTES, JsonLimitError, check_value, load_bounded
 from .config import Settings
 from .logging import get_logger, log_tool_call
 from .resources import schema_path
@@ -223,9 +224,18 @@ def _schema_violations(name: str, instance: dict, prefix: str) -> list[Violation
     return _flatten(errors, prefix, instance)
 
 
+# A registration file holds the metadata and a few short fields beside it.
+MAX_REGISTRATION_BYTES = MAX_METADATA_BYTES + 64 * 1024
+
+
 def metadata_violations(metadata: Any, prefix: str = "$") -> list[Violation]:
     if not isinstance(metadata, dict):
         return [Violation(prefix, f"metadata must be a JSON object, not {type(metadata).__name__}")]
+    # Size and depth first: the checks below recurse, and psycopg's JSON loader
+    # would raise RecursionError on every later read of a deeply nested row.
+    too_big = check_value(metadata, what="metadata")
+    if too_big is not None:
+        return [Violation(prefix, too_big)]
     unstorable = _unstorable(metadata, prefix)
     if any(v.message.startswith("object keys must be strings") for v in unstorable):
         return unstorable  # the schema validator cannot look at such an object
@@ -269,6 +279,10 @@ def parse_timestamp(text: Any) -> datetime | None:
 def registration_violations(payload: Any) -> list[Violation]:
     if not isinstance(payload, dict):
         return [Violation("$", f"a registration must be a JSON object, not {type(payload).__name__}")]
+    too_big = check_value({k: v for k, v in payload.items() if k != "metadata"}, max_bytes=64 * 1024,
+                          what="the registration without its metadata")
+    if too_big is not None:
+        return [Violation("$", too_big)]
     unstorable = _unstorable({k: v for k, v in payload.items() if k != "metadata"}, "$")
     if any(v.message.startswith("object keys must be strings") for v in unstorable):
         return unstorable  # the schema validator cannot look at such an object
@@ -432,11 +446,23 @@ def register_model(payload: dict, *, settings: Settings | None = None, warn: boo
 
 
 def load_registration_file(path: Path) -> Any:
-    """The parsed file (any JSON value; registration validates it). OSError propagates."""
+    """The parsed file (any JSON value; registration validates it). OSError propagates.
+
+    Read under limits (bounded_json): at most MAX_REGISTRATION_BYTES, nested at
+    most MAX_JSON_DEPTH deep, integers of at most 40 digits, no duplicate keys.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_REGISTRATION_BYTES + 1)
+    if len(data) > MAX_REGISTRATION_BYTES:
+        raise MetadataValidationError([Violation("$", f"the registration file is over the limit of "
+                                                      f"{MAX_REGISTRATION_BYTES} bytes")], "model registration")
     try:
-        return json.loads(Path(path).read_bytes().decode("utf-8"))
+        data.decode("utf-8")
+        return load_bounded(data, max_bytes=MAX_REGISTRATION_BYTES, what="the registration file")
     except UnicodeDecodeError as exc:
         raise MetadataValidationError([Violation("$", f"not UTF-8 text: {exc}")], "model registration") from None
+    except JsonLimitError as exc:
+        raise MetadataValidationError([Violation("$", str(exc))], "model registration") from None
     except json.JSONDecodeError as exc:
         raise MetadataValidationError([Violation("$", f"not valid JSON: {exc}")], "model registration") from None
 

@@ -400,7 +400,13 @@ def cmd_regate(args, settings: Settings) -> int:
     import psycopg
 
     from . import db
+    from .safe_text import check_reason
 
+    try:
+        args.reason = check_reason(args.reason)
+    except ValueError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     with db.connect(settings, autocommit=True) as conn:
         active = db.fetch_one(conn, "active_job_for_artifact", {"artifact_id": args.artifact_id})
         try:
@@ -890,8 +896,23 @@ def check_schema(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .safe_text import EscapingStream
+
+    # Model and author text (stderr tails, ids, reasons) reaches the terminal
+    # through these: escape sequences in it are shown, never obeyed.
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = EscapingStream(sys.stdout), EscapingStream(sys.stderr)
+    try:
+        return _main(argv, *saved)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _main(argv: list[str] | None, raw_stdout, raw_stderr) -> int:
     args = parse_args(argv)  # usage errors: argparse prints usage and one line, exit 2
-    stream = sys.stdout if args.command == "run" else sys.stderr  # stdout stays for results
+    # stdout stays for results. The log gets the raw stream: JSON escapes
+    # control characters itself, and the console renderer's values are escaped.
+    stream = raw_stdout if args.command == "run" else raw_stderr
     log_format = choose_format(args.log_format, stream)
     settings = None
     try:

@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from tenacity import (
     retry,
     retry_if_exception_type,
@@ -14,6 +15,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from .bounded_json import loads_from_database
 from .config import Settings
 from .resources import sql_dir
 
@@ -118,6 +120,8 @@ def connect(
         connect_timeout=10,
         prepare_threshold=None if pooler not in (None, "none") else 5,
     )
+    # Stored JSON nested thousands deep must not raise RecursionError on read.
+    set_json_loads(loads_from_database, conn)
     register_vector_if_present(conn)
     return conn
 

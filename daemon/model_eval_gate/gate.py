@@ -18,6 +18,7 @@ import psycopg
 
 from . import db, decision, fingerprint, holdout, stats
 from .benchmark import Benchmark, BenchmarkError
+from .bounded_json import UnreadableJson
 from .config import Settings
 from .evaluate import Evaluation, EvaluationError, evaluate
 from .lease import LeaseKeeper
@@ -25,6 +26,7 @@ from .lifecycle import Fence, HeadMoved, LeaseLost, NotApplicable, apply_result
 from .logging import get_logger, log_tool_call
 from .policy import confirmation as confirmation_policy
 from .policy import release
+from .safe_text import check_reason, escape_control
 
 MAX_HEAD_MOVES = 3  # merge-queue style re-evaluations against a new head before giving up
 
@@ -199,6 +201,29 @@ def _error_code(exc: EvaluationError) -> decision.ReasonCode:
     return _ERROR_CODES.get(exc.reason_code, decision.ReasonCode.EVALUATION_ERROR)
 
 
+# What is not the candidate's verdict to give: the database (retried by the
+# worker), a cancellation, a lost lease, a refused gate.
+_PASSED_ON = (psycopg.Error, GateRefused, GateCancelled, LeaseLost)
+MAX_STORED_ERROR_CHARS = 4000
+
+
+def _stored_error(text: str) -> str:
+    """An error as verdicts, notes and events store it: control characters escaped, bounded."""
+    from .safe_text import truncate
+
+    return truncate(escape_control(text), MAX_STORED_ERROR_CHARS)
+
+
+def _unexpected_error(exc: BaseException, result: dict, log, stage: str) -> decision.Verdict:
+    # An exhausted resource or a hostile input that no finer code names: the
+    # class and message go into the verdict, the traceback into the log.
+    error = _stored_error(f"{type(exc).__name__} while {stage}: {exc}")
+    log.error("evaluation_crashed", reason_code=str(decision.ReasonCode.EVALUATION_ERROR), error=error,
+              exc_info=exc)
+    result["error"] = error
+    return decision.decide(policy=None, error=error, error_code=decision.ReasonCode.EVALUATION_ERROR)
+
+
 def _mark(timeline: dict[str, float] | None, event: str) -> None:
     """Note when `event` happened, as Unix time: comparable across processes on one host
     (benchmarks/bench_gate_overhead.py sets it against the INSERT's commit)."""
@@ -273,6 +298,9 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         return result
 
     try:
+        if isinstance(candidate["metadata"], UnreadableJson):
+            raise EvaluationError("bad_metadata", f"the metadata of {candidate_id} cannot be read: "
+                                                  f"{candidate['metadata'].problem}")
         benchmark = _load_benchmark(conn, candidate, head)
         result.update({"benchmark_id": benchmark.id, "split_hash": benchmark.split_hash,
                        "self_reported": benchmark.self_scored})
@@ -302,10 +330,15 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
     except EvaluationError as exc:
         # The verdict's reason code, so that the log and the verdict name the failure alike.
         log.warning("evaluation_error", reason_code=str(_error_code(exc)), error=str(exc))
-        result["error"] = str(exc)
+        error = _stored_error(str(exc))
+        result["error"] = error
         if exc.stderr:
-            result["stderr_tail"] = exc.stderr[-2000:]
-        return finish(decision.decide(policy=None, error=str(exc), error_code=_error_code(exc)))
+            result["stderr_tail"] = escape_control(exc.stderr[-2000:])
+        return finish(decision.decide(policy=None, error=error, error_code=_error_code(exc)))
+    except _PASSED_ON:
+        raise
+    except Exception as exc:  # MemoryError, RecursionError, OSError, ...: still a verdict, never a retry loop
+        return finish(_unexpected_error(exc, result, log, "evaluating"))
 
     policy = _policy(benchmark)
     if kind == "job":
@@ -383,6 +416,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
                 n_resamples=n_resamples, store=store, cancel=cancel, kind=kind, requested_by=requested_by, job=job)
         return finish(verdict)
     except stats.MetricUndefined as exc:
+<<<<<<< HEAD
         result["error"] = str(exc)
         return finish(decision.decide(policy=None, error=str(exc), error_code=decision.ReasonCode.METRIC_UNDEFINED,
                                       confidence=confidence))
@@ -456,6 +490,18 @@ def _confirm_on_sealed_split(conn, settings: Settings, result: dict, sealed: dic
         "holdout": query.as_dict(), "seed": seed, **on_sealed.as_dict(),
     }
     return final
+=======
+        result["error"] = _stored_error(str(exc))
+        return finish(decision.decide(policy=None, error=result["error"],
+                                      error_code=decision.ReasonCode.METRIC_UNDEFINED))
+    except EvaluationError as exc:  # the biocreep baseline could not be evaluated
+        result["error"] = _stored_error(str(exc))
+        return finish(decision.decide(policy=None, error=result["error"], error_code=_error_code(exc)))
+    except _PASSED_ON:
+        raise
+    except Exception as exc:
+        return finish(_unexpected_error(exc, result, log, "deciding"))
+>>>>>>> 83bc727 (Hostile input: bounded JSON (size, depth, digits, no duplicate keys), reason caps, escaped terminal output, every exception an error verdict)
 
 
 # ------------------------------------------------------------------ apply --
@@ -662,6 +708,8 @@ def force_promote(candidate_artifact_id: str, actor: str, reason: str, *,
         raise ValueError(f"force_promote needs a human actor; {actor!r} is a service or agent identity")
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError("force_promote needs a reason, recorded in the audit trail")
+    reason = check_reason(reason)
+    actor = check_reason(actor, what="actor")
     settings = settings or Settings.from_env()
     with db.connect(settings, autocommit=True) as conn:
         for _ in range(MAX_HEAD_MOVES + 1):

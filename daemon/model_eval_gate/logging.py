@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import structlog
 
+from .safe_text import escape_log_values, truncate_log_values
+
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 LOG_FORMATS = ("auto", "console", "json")
 
@@ -56,6 +58,10 @@ def configure_logging(level: str = "info", stream=None, fmt: str = "json") -> No
             timestamper,
             structlog.processors.StackInfoRenderer(),
             *([] if fmt == "console" else [structlog.processors.format_exc_info]),
+            # A 5 MB request reason must not become a 5 MB log line; on a
+            # terminal, escape sequences in values are shown, not obeyed.
+            truncate_log_values,
+            *([escape_log_values] if fmt == "console" else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, 20)),
