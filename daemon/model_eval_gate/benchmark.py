@@ -142,6 +142,15 @@ class Benchmark:
             raise ValueError(f"benchmark {self.id} has no fixed list of example ids")
         return {example_id: position for position, example_id in enumerate(self.example_ids)}
 
+    @cached_property
+    def example_index_bytes(self) -> dict[bytes, int]:
+        """example_index keyed by the ids' UTF-8 bytes, for parsers that never decode a model's cells."""
+        return {example_id.encode("utf-8"): position for example_id, position in self.example_index.items()}
+
+    @cached_property
+    def longest_example_id_bytes(self) -> int:
+        return max(map(len, self.example_index_bytes), default=0)
+
 
 def load_benchmark(path: os.PathLike[str] | str) -> Benchmark:
     """Validate the benchmark directory at `path` and load its labels.

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 import os
 import stat
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -42,17 +44,14 @@ from pathlib import Path
 
 import numpy as np
 
+from model_eval_gate import predictions_csv
 from model_eval_gate.benchmark import (
     EXAMPLE_ID_COLUMN,
     MAX_EXAMPLES_SHOWN,
     Benchmark,
-    describe_bad_rows,
     describe_cells,
-    duplicate_example_ids_problem,
     example_id_problems,
     format_problems,
-    parse_float_column,
-    read_csv_table,
     sample_text,
 )
 
@@ -137,18 +136,34 @@ def read_predictions(
     wrong_kind = _not_a_regular_file(where)
     if wrong_kind is not None:
         raise PredictionsError(where, [f"cannot read {name}: {wrong_kind}"])
+    layout = _Layout.for_benchmark(benchmark)
+    if name == PREDICTIONS_CSV:
+        # No valid file for this benchmark is longer: refuse a longer one unread.
+        bound = csv_size_bound(benchmark, layout)
+        size = os.lstat(where).st_size
+        if bound is not None and size > bound and size <= max_bytes:
+            raise PredictionsError(where, [
+                f"{name} is {size} bytes; one row per example of benchmark {benchmark.id!r} "
+                f"({len(benchmark.example_ids)} examples) takes at most {bound} bytes"])
+        if bound is not None:
+            max_bytes = min(max_bytes, bound)
     reader = read_file if read_file is not None else _default_read_file()
     try:
         data = reader(out_dir, name, max_bytes)
     except _READ_ERRORS as exc:
         raise PredictionsError(where, [f"cannot read {name}: {exc}"]) from exc
 
-    layout = _Layout.for_benchmark(benchmark)
     problems: list[str] = []
-    if name == PREDICTIONS_CSV:
-        parsed = _parse_csv(data, layout, problems)
-    else:
-        parsed = _parse_npz(data, layout, max_bytes, problems)
+    deadline = time.monotonic() + parse_seconds_budget(len(data))
+    try:
+        if name == PREDICTIONS_CSV:
+            parsed = _parse_csv(data, layout, benchmark, deadline, problems)
+        else:
+            parsed = _parse_npz(data, layout, max_bytes, problems)
+    except predictions_csv.ParseBudgetExceeded as exc:
+        raise PredictionsError(where, [f"{exc} ({parse_seconds_budget(len(data)):.0f} s for {len(data)} bytes)"]) from None
+    except MemoryError:
+        raise PredictionsError(where, [f"{name} needs more memory to parse than the gate has"]) from None
     if parsed is None:
         raise PredictionsError(where, problems)
     _check_values(parsed, problems)
@@ -167,6 +182,27 @@ def read_predictions(
         source=name,
         self_reported=benchmark.self_scored,
     )
+
+
+# Parsing runs in the daemon, outside the sandbox's limits, so it has budgets
+# of its own: time (a base plus a rate far below what the parser sustains,
+# about 50 MB/s) and memory (by construction, see predictions_csv).
+PARSE_BASE_SECONDS = 10.0
+PARSE_SECONDS_PER_MIB = 1.0
+
+
+def parse_seconds_budget(size: int) -> float:
+    return PARSE_BASE_SECONDS + PARSE_SECONDS_PER_MIB * size / (1 << 20)
+
+
+def csv_size_bound(benchmark: Benchmark, layout: _Layout) -> int | None:
+    """The most bytes a predictions.csv can take for this benchmark, or None without an example list."""
+    if benchmark.example_ids is None:
+        return None
+    expected = (EXAMPLE_ID_COLUMN, *layout.value_columns)
+    row = _longest_id_bytes(benchmark) + len(expected) * (predictions_csv.MAX_NUMBER_CELL_BYTES + 1) + 2
+    rows = len(benchmark.example_ids) + predictions_csv.EXTRA_ROWS_READ
+    return predictions_csv.header_limit(expected) + 2 + rows * (row + 1)
 
 
 def check_same_examples(first: Predictions, second: Predictions) -> None:
@@ -221,54 +257,68 @@ class _Parsed:
     locate: str  # "row" (CSV, counted from 1) or "index" (npz, counted from 0)
     base: int
     layout: _Layout
+    positions: np.ndarray | None = None  # CSV rows mapped to benchmark positions (-1: unknown id)
 
 
-def _parse_csv(data: bytes, layout: _Layout, problems: list[str]) -> _Parsed | None:
-    table_problems: list[str] = []
-    table = read_csv_table(data, table_problems)
-    if table is None:
-        problems.extend(f"{PREDICTIONS_CSV} {p}" for p in table_problems)
-        return None
-    header = [cell.strip() for cell in table.header]
+def _parse_csv(data: bytes, layout: _Layout, benchmark: Benchmark, deadline: float,
+               problems: list[str]) -> _Parsed | None:
     expected = (EXAMPLE_ID_COLUMN, *layout.value_columns)
-    header_problems = _header_problems(header, expected)
-    if header_problems:
-        problems.extend(header_problems)
+    known = benchmark.example_ids is not None
+    table = predictions_csv.parse(
+        data, expected, layout.value_columns, EXAMPLE_ID_COLUMN,
+        index=benchmark.example_index_bytes if known else None,
+        max_rows=len(benchmark.example_ids) if known else None,
+        max_id_bytes=_longest_id_bytes(benchmark) if known else None,
+        deadline=deadline, problems=problems,
+    )
+    if table is None:
         return None
-    if table.bad_rows:
-        problems.append(f"{PREDICTIONS_CSV}: {describe_bad_rows(table.bad_rows, len(header))}")
-        return None
-    example_ids = table.columns[header.index(EXAMPLE_ID_COLUMN)]
-    values = np.empty((table.n_rows, len(layout.value_columns)), dtype=np.float64)
     unparseable = np.zeros(table.n_rows, dtype=bool)
-    for j, column in enumerate(layout.value_columns):
-        cells = table.columns[header.index(column)]
-        values[:, j], bad = parse_float_column(cells)
-        if bad.size:
+    for column in layout.value_columns:
+        if column in table.bad_cells:
+            rows, samples = table.bad_cells[column]
+            bad = np.asarray(rows, dtype=np.int64)
             unparseable[bad] = True
-            problems.append(
-                f"column {column!r}: {bad.size} value(s) are not numbers: "
-                f"{describe_cells(bad, cells, example_ids)}"
-            )
-    return _Parsed(example_ids, values, unparseable, "row", 1, layout)
+            ids = _IdView(table, benchmark)
+            problems.append(f"column {column!r}: {bad.size} value(s) are not numbers: "
+                            f"{describe_cells(bad, _Samples(samples), ids)}")
+    example_ids = table.ids if table.ids is not None else _IdView(table, benchmark)
+    return _Parsed(example_ids, table.values, unparseable, "row", 1, layout, positions=table.positions)
 
 
-def _header_problems(header: list[str], expected: Sequence[str]) -> list[str]:
-    if sorted(header) == sorted(expected):
-        return []
-    wanted = ",".join(expected)
-    problems = []
-    duplicated = sorted({cell for cell in header if header.count(cell) > 1})
-    missing = [column for column in expected if column not in header]
-    unknown = [cell for cell in header if cell not in expected]
-    if duplicated:
-        problems.append(f"{PREDICTIONS_CSV} header repeats column(s) {sample_text(duplicated)}")
-    if missing:
-        problems.append(f"{PREDICTIONS_CSV} header lacks column(s) {sample_text(missing)}")
-    if unknown:
-        problems.append(f"{PREDICTIONS_CSV} header has unexpected column(s) {sample_text(unknown)}")
-    problems.append(f"{PREDICTIONS_CSV} header must be {wanted!r} (columns in any order), got {','.join(header)!r}")
-    return problems
+def _longest_id_bytes(benchmark: Benchmark) -> int:
+    return benchmark.longest_example_id_bytes
+
+
+class _IdView(Sequence):
+    """The example id of each CSV row, looked up from its benchmark position (no string kept per row)."""
+
+    def __init__(self, table: predictions_csv.CsvColumns, benchmark: Benchmark):
+        self._positions = table.positions
+        self._unknown = table.unknown_ids
+        self._ids = benchmark.example_ids
+        self._n = table.n_rows
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(self._n))]
+        position = int(self._positions[row])
+        if position >= 0:
+            return self._ids[position]
+        return self._unknown.get(int(row), "(an id not in the benchmark)")
+
+
+class _Samples:
+    """Cells kept for the message, by row (describe_cells shows only the first few)."""
+
+    def __init__(self, samples: dict[int, str]):
+        self._samples = samples
+
+    def __getitem__(self, row: int) -> str:
+        return self._samples.get(int(row), "?")
 
 
 def _parse_npz(data: bytes, layout: _Layout, max_bytes: int, problems: list[str]) -> _Parsed | None:
@@ -279,10 +329,14 @@ def _parse_npz(data: bytes, layout: _Layout, max_bytes: int, problems: list[str]
     try:
         with zipfile.ZipFile(buffer) as archive:
             uncompressed = sum(member.file_size for member in archive.infolist())
+            if uncompressed <= max_bytes:
+                _check_npy_headers(archive, problems)
         if uncompressed > max_bytes:
             problems.append(
                 f"{PREDICTIONS_NPZ} holds {uncompressed} bytes uncompressed, over the {max_bytes}-byte limit"
             )
+            return None
+        if problems:
             return None
         buffer.seek(0)
         with np.load(buffer, allow_pickle=False) as archive:
@@ -290,6 +344,44 @@ def _parse_npz(data: bytes, layout: _Layout, max_bytes: int, problems: list[str]
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
         problems.append(f"{PREDICTIONS_NPZ} cannot be read: {exc}")
         return None
+
+
+MAX_NPZ_MEMBERS = 8
+
+
+def _check_npy_headers(archive: zipfile.ZipFile, problems: list[str]) -> None:
+    """Each member's declared shape x itemsize must be exactly the bytes it stores, before np.load.
+
+    np.load allocates what the header declares: a 100-byte member claiming
+    shape (10**12,) raised an uncaught MemoryError in the daemon. Object
+    dtypes are refused here too (allow_pickle=False would refuse them later).
+    """
+    members = archive.infolist()
+    if len(members) > MAX_NPZ_MEMBERS:
+        problems.append(f"{PREDICTIONS_NPZ} holds {len(members)} arrays; at most {MAX_NPZ_MEMBERS} are expected")
+        return
+    for member in members:
+        name = member.filename.removesuffix(".npy")
+        try:
+            with archive.open(member) as handle:
+                version = np.lib.format.read_magic(handle)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+                header_bytes = handle.tell()
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            problems.append(f"{PREDICTIONS_NPZ} array {name!r} has no valid .npy header: {exc}")
+            continue
+        if dtype.hasobject:
+            problems.append(f"{PREDICTIONS_NPZ} array {name!r} cannot be loaded: it holds Python objects "
+                            f"(dtype {dtype}), which allow_pickle=False refuses; write numbers or unicode strings")
+            continue
+        declared = math.prod(shape) * dtype.itemsize
+        stored = member.file_size - header_bytes
+        if declared != stored:
+            problems.append(f"{PREDICTIONS_NPZ} array {name!r} declares shape {shape} of {dtype} "
+                            f"({declared} bytes) but stores {stored} bytes")
 
 
 def _arrays_to_parsed(archive: np.lib.npyio.NpzFile, layout: _Layout, problems: list[str]) -> _Parsed | None:
@@ -436,21 +528,27 @@ def _align(
         order = sorted(range(len(ids)), key=ids.__getitem__)
         return tuple(ids[i] for i in order), parsed.values[order]
 
-    if len(ids) == len(benchmark.example_ids) and tuple(ids) == benchmark.example_ids:
+    n_benchmark = len(benchmark.example_ids)
+    if parsed.positions is not None:  # the CSV parser mapped every id already
+        positions = parsed.positions
+        if positions.size == n_benchmark and bool((positions == np.arange(n_benchmark)).all()):
+            return None if problems else (benchmark.example_ids, parsed.values)
+    elif len(ids) == n_benchmark and tuple(ids) == benchmark.example_ids:
         # Most models write the split in its own order: skip the per-id lookups.
         return (None if problems else (benchmark.example_ids, parsed.values))
-    index = benchmark.example_index
-    positions = np.fromiter(map(index.get, ids, itertools.repeat(-1)), dtype=np.int64, count=len(ids))
+    else:
+        index = benchmark.example_index
+        positions = np.fromiter(map(index.get, ids, itertools.repeat(-1)), dtype=np.int64, count=len(ids))
     unknown = np.flatnonzero(positions < 0)
     if unknown.size:
         problems.append(
             f"{unknown.size} example id(s) are not in benchmark {benchmark.id!r}: "
             f"{describe_cells(unknown, None, ids, parsed.locate, parsed.base)}"
         )
-    duplicates = duplicate_example_ids_problem(ids, parsed.locate, parsed.base)
+    counts = np.bincount(positions[positions >= 0], minlength=n_benchmark)
+    duplicates = _duplicates_problem(positions, counts, benchmark, parsed)
     if duplicates:
         problems.append(duplicates)
-    counts = np.bincount(positions[positions >= 0], minlength=len(benchmark.example_ids))
     missing = np.flatnonzero(counts == 0)
     if missing.size:
         names = [benchmark.example_ids[i] for i in missing[:MAX_EXAMPLES_SHOWN]]
@@ -465,6 +563,24 @@ def _align(
     aligned = np.empty_like(parsed.values)
     aligned[positions] = parsed.values
     return benchmark.example_ids, aligned
+
+
+def _duplicates_problem(positions: np.ndarray, counts: np.ndarray, benchmark: Benchmark, parsed: _Parsed) -> str | None:
+    """Ids given more than once, named with where they are, in linear time."""
+    repeated = np.flatnonzero(counts > 1)
+    if not repeated.size:
+        return None
+    where = parsed.locate + ("es" if parsed.locate.endswith("x") else "s")
+    first_rows = {int(p): [] for p in repeated[:MAX_EXAMPLES_SHOWN]}
+    for row in np.flatnonzero(np.isin(positions, repeated[:MAX_EXAMPLES_SHOWN])):
+        places = first_rows[int(positions[row])]
+        if len(places) < MAX_EXAMPLES_SHOWN:
+            places.append(int(row) + parsed.base)
+    order = sorted(first_rows, key=lambda p: first_rows[p][0])
+    shown = [f"{benchmark.example_ids[p]!r} ({where} {', '.join(map(str, first_rows[p]))})" for p in order]
+    more = repeated.size - len(shown)
+    return f"{repeated.size} example id(s) appear more than once: {', '.join(shown)}" + (
+        f", and {more} more" if more > 0 else "")
 
 
 # ---------------------------------------------------------------------------
