@@ -99,6 +99,9 @@ class Settings:
     eval_memory_bytes: int = 8 * 1024**3
     eval_max_processes: int = 256
     eval_max_output_bytes: int = 512 * 1024**2
+    # A model directory is hashed in the daemon before it runs: bound it.
+    model_max_bytes: int = 16 * 1024**3
+    model_max_files: int = 10_000
 
     # Model environments (docs/environments.md): built with uv from binary
     # wheels into a content-addressed cache, bound read-only into the sandbox.
@@ -194,6 +197,8 @@ class Settings:
             env_build_seconds=_parse(environ, "ENV_BUILD_SECONDS", defaults.env_build_seconds, float),
             env_max_bytes=_parse(environ, "ENV_MAX_BYTES", defaults.env_max_bytes, int),
             env_cache_max_bytes=_parse(environ, "ENV_CACHE_MAX_BYTES", defaults.env_cache_max_bytes, int),
+            model_max_bytes=_parse(environ, "MODEL_MAX_BYTES", defaults.model_max_bytes, int),
+            model_max_files=_parse(environ, "MODEL_MAX_FILES", defaults.model_max_files, int),
             n_resamples=_parse(environ, "N_RESAMPLES", defaults.n_resamples, int),
             quick_resamples=_parse(environ, "QUICK_RESAMPLES", defaults.quick_resamples, int),
             holdout_query_budget=_parse(environ, "HOLDOUT_QUERY_BUDGET", defaults.holdout_query_budget, int),

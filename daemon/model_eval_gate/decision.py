@@ -107,6 +107,7 @@ class ReasonCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     HOLDOUT_BUDGET_SPENT = "holdout_budget_spent"
     ENVIRONMENT_FAILURE = "environment_failure"
+    INVALID_MODEL_DIRECTORY = "invalid_model_directory"
 
 
 _REJECT_CODES = (
@@ -135,6 +136,7 @@ _ERROR_CODES = (
     ReasonCode.RATE_LIMITED,
     ReasonCode.HOLDOUT_BUDGET_SPENT,
     ReasonCode.ENVIRONMENT_FAILURE,
+    ReasonCode.INVALID_MODEL_DIRECTORY,
 )
 
 REASON_OUTCOMES: Mapping[ReasonCode, Outcome] = MappingProxyType(

@@ -8,6 +8,7 @@ candidates are compared with it.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import stat
@@ -24,6 +25,7 @@ from .benchmark import Benchmark
 from .config import Settings
 from .evaluation import environments
 from .logging import get_logger
+from .model_dir_hash import HashLimits, ModelDirectoryRefused, hash_model_dir
 
 log = get_logger(__name__)
 
@@ -100,11 +102,11 @@ def model_hash(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def _limits(settings: Settings):
+def _limits(settings: Settings, wall_seconds: float | None = None):
     from .sandbox import SandboxLimits
 
     return SandboxLimits(
-        wall_seconds=settings.eval_wall_seconds,
+        wall_seconds=settings.eval_wall_seconds if wall_seconds is None else wall_seconds,
         cpu_seconds=settings.eval_cpu_seconds,
         address_space_bytes=settings.eval_memory_bytes,
         max_processes=settings.eval_max_processes,
@@ -153,7 +155,18 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
     directory = model_dir(settings, artifact_id)
     if not (directory / "eval.py").is_file():
         raise EvaluationError("no_eval_py", f"no eval.py for {artifact_id} at {directory / 'eval.py'}")
-    digest = model_hash(directory)
+    # Hashing is part of the evaluation's wall time: what it takes, the sandbox does not get.
+    hash_started = time.monotonic()
+    try:
+        digest = hash_model_dir(directory, HashLimits(
+            max_bytes=settings.model_max_bytes, max_files=settings.model_max_files,
+            deadline=hash_started + settings.eval_wall_seconds))
+    except ModelDirectoryRefused as exc:
+        raise EvaluationError("model_dir_refused", f"cannot evaluate {artifact_id}: {exc}") from exc
+    wall_left = math.floor((settings.eval_wall_seconds - (time.monotonic() - hash_started)) * 1000) / 1000
+    if wall_left <= 0:
+        raise EvaluationError("model_dir_refused", f"hashing the model directory of {artifact_id} used up the "
+                                                   f"{settings.eval_wall_seconds} s wall limit")
     plan = _plan_environment(settings, directory)
     environment_hash = plan.key if plan else ""
     cacheable = benchmark.example_ids is not None  # self-scored runs without an id list are not reused
@@ -183,7 +196,7 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
         started = time.perf_counter()
         try:
             result = run_eval_py(
-                directory, benchmark.inputs_dir, limits=_limits(settings), work_dir=work_dir,
+                directory, benchmark.inputs_dir, limits=_limits(settings, wall_left), work_dir=work_dir,
                 python=environment.interpreter.executable if environment else settings.sandbox_python,
                 environment=environment.path if environment else None,
                 sandbox_uid=settings.sandbox_uid,

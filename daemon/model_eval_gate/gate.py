@@ -38,6 +38,7 @@ _ERROR_CODES = {
     "bad_output": decision.ReasonCode.INVALID_EVAL_OUTPUT,
     "no_benchmark": decision.ReasonCode.BENCHMARK_NOT_FOUND,
     "environment_failure": decision.ReasonCode.ENVIRONMENT_FAILURE,
+    "model_dir_refused": decision.ReasonCode.INVALID_MODEL_DIRECTORY,
 }
 
 
@@ -416,16 +417,19 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
                 n_resamples=n_resamples, store=store, cancel=cancel, kind=kind, requested_by=requested_by, job=job)
         return finish(verdict)
     except stats.MetricUndefined as exc:
-<<<<<<< HEAD
-        result["error"] = str(exc)
-        return finish(decision.decide(policy=None, error=str(exc), error_code=decision.ReasonCode.METRIC_UNDEFINED,
-                                      confidence=confidence))
+        result["error"] = _stored_error(str(exc))
+        return finish(decision.decide(policy=None, error=result["error"],
+                                      error_code=decision.ReasonCode.METRIC_UNDEFINED, confidence=confidence))
     except EvaluationError as exc:  # the biocreep baseline or the sealed split could not be evaluated
-        result["error"] = str(exc)
-        return finish(decision.decide(policy=None, error=str(exc), error_code=_error_code(exc)))
+        result["error"] = _stored_error(str(exc))
+        return finish(decision.decide(policy=None, error=result["error"], error_code=_error_code(exc)))
     except holdout.HoldoutRefused as exc:  # the sealed split's budget is spent
-        result["error"] = str(exc)
-        return finish(decision.decide(policy=None, error=str(exc), error_code=exc.reason_code))
+        result["error"] = _stored_error(str(exc))
+        return finish(decision.decide(policy=None, error=result["error"], error_code=exc.reason_code))
+    except _PASSED_ON:
+        raise
+    except Exception as exc:
+        return finish(_unexpected_error(exc, result, log, "deciding"))
 
 
 def _confirm_on_sealed_split(conn, settings: Settings, result: dict, sealed: dict, verdict: decision.Verdict, *,
@@ -490,18 +494,6 @@ def _confirm_on_sealed_split(conn, settings: Settings, result: dict, sealed: dic
         "holdout": query.as_dict(), "seed": seed, **on_sealed.as_dict(),
     }
     return final
-=======
-        result["error"] = _stored_error(str(exc))
-        return finish(decision.decide(policy=None, error=result["error"],
-                                      error_code=decision.ReasonCode.METRIC_UNDEFINED))
-    except EvaluationError as exc:  # the biocreep baseline could not be evaluated
-        result["error"] = _stored_error(str(exc))
-        return finish(decision.decide(policy=None, error=result["error"], error_code=_error_code(exc)))
-    except _PASSED_ON:
-        raise
-    except Exception as exc:
-        return finish(_unexpected_error(exc, result, log, "deciding"))
->>>>>>> 83bc727 (Hostile input: bounded JSON (size, depth, digits, no duplicate keys), reason caps, escaped terminal output, every exception an error verdict)
 
 
 # ------------------------------------------------------------------ apply --
