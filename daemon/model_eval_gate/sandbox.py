@@ -232,14 +232,16 @@ def run_eval_py(
     else:
         owner = (os.getuid(), os.getgid())
     out_dir = _create_out_dir(work_dir, limits, owner, bounded_by_tmpfs=root_mode)
+    seccomp_fd = None
     try:
         if sandboxed:
             inside = os.path.join(ENV_MOUNT, "bin", "python") if environment_real else interpreter.executable
             env = _sandbox_env(os.path.dirname(inside))
             command = [inside, "eval.py", "--split", SPLIT_MOUNT, "--out", OUT_MOUNT, *argv_extra]
+            seccomp_fd = _seccomp_filter_fd()
             argv = _bwrap_argv(
                 tools, command, env, interpreter, model_real, split_real, out_dir,
-                limits, sandbox_uid, sandbox_gid, root_mode, environment_real,
+                limits, sandbox_uid, sandbox_gid, root_mode, seccomp_fd, environment_real,
             )
             spawn_env, cwd = _BWRAP_ENV, "/"
         else:
@@ -250,10 +252,13 @@ def run_eval_py(
         if not sandboxed:
             argv = _prlimit_argv(tools.prlimit, limits) + argv
         return _run(argv, spawn_env, cwd, limits, out_dir, sandboxed=sandboxed, watch_output=not root_mode,
-                    cancel=cancel)
+                    cancel=cancel, extra_fds=(seccomp_fd,) if seccomp_fd is not None else ())
     except BaseException:
         discard_output(out_dir)
         raise
+    finally:
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
 
 
 def read_output_file(out_dir: str | os.PathLike[str], name: str, max_bytes: int) -> bytes:
@@ -568,6 +573,7 @@ def _bwrap_argv(
     sandbox_uid: int,
     sandbox_gid: int,
     root_mode: bool,
+    seccomp_fd: int,
     environment_real: str | None = None,
 ) -> list[str]:
     argv = [tools.bwrap]
@@ -578,6 +584,9 @@ def _bwrap_argv(
     else:
         argv += ["--unshare-all", "--unshare-user", "--disable-userns"]
     argv += ["--die-with-parent", "--new-session", "--clearenv"]
+    # No kernel keyring (a channel between runs of one uid) and no nested user
+    # namespace, on both paths; see seccomp.py.
+    argv += ["--seccomp", str(seccomp_fd)]
     for key, value in env.items():
         argv += ["--setenv", key, value]
     argv += _system_mounts()
@@ -621,6 +630,15 @@ def _bwrap_argv(
             "--inh-caps=-all", "--bounding-set=-all", "--",
         ]
     return argv + command
+
+
+def _seccomp_filter_fd() -> int:
+    from .seccomp import SeccompUnsupported, filter_fd
+
+    try:
+        return filter_fd()
+    except SeccompUnsupported as exc:
+        raise SandboxUnavailable(str(exc)) from exc
 
 
 # --- the output directory -------------------------------------------------------------
@@ -857,6 +875,7 @@ def _run(
     sandboxed: bool,
     watch_output: bool,
     cancel: threading.Event | None,
+    extra_fds: tuple[int, ...] = (),
 ) -> SandboxResult:
     hold = _LimitHold(limits) if sandboxed else None
     started = time.monotonic()
@@ -867,7 +886,7 @@ def _run(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             close_fds=True,
-            pass_fds=hold.child_fds if hold is not None else (),
+            pass_fds=(*hold.child_fds, *extra_fds) if hold is not None else (),
             start_new_session=True,  # its own process group, killed as one; no controlling terminal
             env=env,
             cwd=cwd,
