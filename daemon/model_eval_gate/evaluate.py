@@ -210,6 +210,9 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
         run_seconds = time.perf_counter() - started
         # The result owns /out (a mounted tmpfs when root): release it whatever happens.
         with result:
+            if result.setup_failed:  # bubblewrap said so on its status channel: not the model's doing
+                raise EvaluationError("sandbox_unavailable", f"the sandbox for {artifact_id} could not be set up: "
+                                                             f"{result.error}")
             if not result.ok:
                 raise EvaluationError("sandbox_failure", f"eval.py of {artifact_id} failed: {result.error}",
                                       stderr=result.stderr)

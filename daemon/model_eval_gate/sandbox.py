@@ -84,7 +84,6 @@ _OUTPUT_WATCH_INTERVAL = 0.1  # seconds between host-side scans of /out (unprivi
 _CANCEL_POLL_INTERVAL = 0.1  # seconds between looks at the caller's cancel event
 _DRAIN_GRACE_SECONDS = 2.0  # how long to wait for pipe EOF once the command is gone
 _BACKSTOP_GRACE_SECONDS = 10.0  # PID 1's own deadline, past the runner's wall limit
-_SETUP_TOOL_PREFIXES = ("bwrap: ", "setpriv: ", "prlimit: ", "timeout: ")
 
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 _MNT_DETACH, _UMOUNT_NOFOLLOW = 2, 8
@@ -158,6 +157,7 @@ class SandboxResult:
     peak_rss_bytes: int
     out_dir: str
     sandboxed: bool = True
+    setup_failed: bool = False  # bubblewrap could not build the sandbox (from its status channel): nothing of the model ran
 
     def __enter__(self) -> SandboxResult:
         return self
@@ -797,20 +797,44 @@ class _LimitHold:
         self._limits = limits
         self._info_read, self._info_write = os.pipe()
         self._block_read, self._block_write = os.pipe()
+        # bwrap's own status channel: {"exit-code": N} appears only once the
+        # command it set up has run and exited. Whether set-up failed is read
+        # from here, never from stderr, which the model writes too.
+        self._status_read, self._status_write = os.pipe()
+        os.set_blocking(self._status_read, False)
 
     def argv(self, bwrap_argv: list[str]) -> list[str]:
         return [bwrap_argv[0], "--info-fd", str(self._info_write), "--block-fd", str(self._block_read),
-                *bwrap_argv[1:]]
+                "--json-status-fd", str(self._status_write), *bwrap_argv[1:]]
 
     @property
-    def child_fds(self) -> tuple[int, int]:
-        return (self._info_write, self._block_read)
+    def child_fds(self) -> tuple[int, int, int]:
+        return (self._info_write, self._block_read, self._status_write)
 
     def spawned(self) -> None:
         """Drop our copies of bwrap's ends (bwrap closes its own before PID 1 runs)."""
-        for fd in (self._info_write, self._block_read):
+        for fd in (self._info_write, self._block_read, self._status_write):
             os.close(fd)
-        self._info_write = self._block_read = -1
+        self._info_write = self._block_read = self._status_write = -1
+
+    def command_ran(self) -> bool:
+        """True when bwrap reported the exit of the command it set up; call once bwrap is reaped."""
+        data = b""
+        while len(data) < _READ_CHUNK:
+            try:
+                chunk = os.read(self._status_read, _READ_CHUNK)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        for line in data.splitlines():
+            try:
+                if "exit-code" in json.loads(line):
+                    return True
+            except (ValueError, TypeError):
+                continue
+        return False
 
     def release(self, group: int, deadline: float, cancel: threading.Event | None) -> str | None:
         """Set the limits and let the sandbox run. Returns why it must be killed instead, if it must.
@@ -859,10 +883,12 @@ class _LimitHold:
 
     def close(self) -> None:
         """Close what is left; call only once the sandbox is gone (reaped or killed)."""
-        for fd in (self._info_read, self._info_write, self._block_read, self._block_write):
+        for fd in (self._info_read, self._info_write, self._block_read, self._block_write,
+                   self._status_read, self._status_write):
             if fd >= 0:
                 os.close(fd)
         self._info_read = self._info_write = self._block_read = self._block_write = -1
+        self._status_read = self._status_write = -1
 
 
 def _run(
@@ -922,6 +948,7 @@ def _run(
             _, status, usage = os.wait4(process.pid, 0)
             process.returncode = os.waitstatus_to_exitcode(status)
             _drain(selector, streams, time.monotonic() + _DRAIN_GRACE_SECONDS)
+            setup_failed = hold is not None and killed_because is None and not hold.command_ran()
     finally:
         if process.returncode is None:  # interrupted before the command was reaped
             _kill_group(process.pid)
@@ -933,7 +960,11 @@ def _run(
     wall_seconds = time.monotonic() - started
     stdout, stderr = (stream.text() for stream in streams.values())
     cpu_seconds = usage.ru_utime + usage.ru_stime
-    if killed_because is None:
+    if killed_because is None and setup_failed:
+        # Nothing of the model ran, so stderr is bubblewrap's own.
+        first_line = stderr.strip().split("\n", 1)[0] or f"bwrap exited with status {process.returncode}"
+        exit_code, error = process.returncode, f"sandbox setup failed: {first_line}"
+    elif killed_because is None:
         killed_because = _output_excess(out_dir, limits, final=True)
         exit_code: int | None = process.returncode
         error = killed_because or _describe_exit(process.returncode, stderr, cpu_seconds, limits, sandboxed=sandboxed)
@@ -950,6 +981,7 @@ def _run(
         peak_rss_bytes=usage.ru_maxrss * 1024,
         out_dir=out_dir,
         sandboxed=sandboxed,
+        setup_failed=setup_failed,
     )
 
 
@@ -1023,9 +1055,10 @@ def _kill_group(pid: int) -> None:
 def _describe_exit(returncode: int, stderr: str, cpu_seconds: float, limits: SandboxLimits, *, sandboxed: bool) -> str | None:
     if returncode == 0:
         return None
-    first_line = stderr.lstrip().split("\n", 1)[0]
-    if returncode in (1, 126, 127) and first_line.startswith(_SETUP_TOOL_PREFIXES):
-        return f"sandbox setup failed: {first_line}"
+    if not sandboxed:
+        first_line = stderr.lstrip().split("\n", 1)[0]
+        if returncode in (1, 126, 127) and first_line.startswith("prlimit: "):
+            return f"sandbox setup failed: {first_line}"
     signum = None
     if returncode < 0:
         signum = -returncode
