@@ -32,6 +32,7 @@ from hostile.harness import (
     processes_with,
     require_bubblewrap,
 )
+from model_eval_gate.config import DEFAULT_SANDBOX_UID
 from model_eval_gate.sandbox import (
     SandboxConfigError,
     SandboxLimits,
@@ -197,7 +198,7 @@ def test_the_model_is_an_unprivileged_host_uid_seen_from_the_host(tmp_path):
         uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
         assert "0" not in uids
         if ROOT_MODE:
-            assert uids == ["65534"] * 4
+            assert uids == [str(DEFAULT_SANDBOX_UID)] * 4
         capabilities = next(line for line in status.splitlines() if line.startswith("CapEff:")).split()[1]
         assert int(capabilities, 16) == 0
 
@@ -287,7 +288,7 @@ def test_uid_0_and_inputs_the_sandbox_uid_cannot_read_are_refused(layout):
         run_eval_py(layout.model_dir, layout.split_dir, sandbox_gid=0, work_dir=layout.work_dir)
     layout.model_dir.chmod(0o700)
     if ROOT_MODE:
-        with pytest.raises(SandboxConfigError, match="not readable by the sandbox uid 65534"):
+        with pytest.raises(SandboxConfigError, match=f"not readable by the sandbox uid {DEFAULT_SANDBOX_UID}"):
             run_eval_py(layout.model_dir, layout.split_dir, work_dir=layout.work_dir)
     else:  # unprivileged, the model runs as the caller's own uid, which owns the directory
         with _run(layout) as result:

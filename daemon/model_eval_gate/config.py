@@ -19,6 +19,14 @@ PREFIX = "MODEL_EVAL_GATE_"
 #: (its advisory lock needs a session). The daemon verifies LISTEN itself.
 POOLER_MODES = ("none", "session", "transaction")
 
+# The sandbox's uids as root (docs/sandbox.md): the daemon's slots count down
+# from DEFAULT_SANDBOX_UID, CLI and API gates use DEFAULT_DIRECT_SANDBOX_UID.
+# Far above the ranges Debian and useradd allocate (system, users, subuids)
+# and below systemd's container range (2147352576 and up).
+DEFAULT_SANDBOX_UID = 2_100_000_000
+DEFAULT_DIRECT_SANDBOX_UID = 2_100_001_000
+MAX_WORKERS_PER_BLOCK = 1000
+
 
 class ConfigError(ValueError):
     """A MODEL_EVAL_GATE_* variable holds a value we cannot use."""
@@ -89,11 +97,16 @@ class Settings:
     # Sandbox.
     allow_unsandboxed: bool = False
     sandbox_python: str | None = None  # default: the daemon's own interpreter
-    # As root, worker slot i (from 0) runs models as uid sandbox_uid - i: 65534
-    # (nobody) and the uids below it, which Debian reserves and never
-    # allocates. Give each daemon on one host its own block.
-    sandbox_uid: int = 65534
-    sandbox_gid: int = 65534
+    # As root, worker slot i (from 0) runs models as uid sandbox_uid - i, and
+    # gates run from the CLI or the Python API (model-eval-gate gate,
+    # run_eval_gate) as direct_sandbox_uid, outside that block: RLIMIT_NPROC
+    # counts per uid host-wide, so a fork bomb in one must not starve the
+    # other. Not 65534 (nobody, shared with host services) nor anything a
+    # distribution or /etc/subuid hands out. Give each daemon on one host its
+    # own block.
+    sandbox_uid: int = DEFAULT_SANDBOX_UID
+    sandbox_gid: int = DEFAULT_SANDBOX_UID
+    direct_sandbox_uid: int = DEFAULT_DIRECT_SANDBOX_UID
     eval_wall_seconds: float = 1800.0
     eval_cpu_seconds: int = 3600
     eval_memory_bytes: int = 8 * 1024**3
@@ -186,6 +199,7 @@ class Settings:
             sandbox_python=_env(environ, "SANDBOX_PYTHON"),
             sandbox_uid=_parse(environ, "SANDBOX_UID", defaults.sandbox_uid, int),
             sandbox_gid=_parse(environ, "SANDBOX_GID", defaults.sandbox_gid, int),
+            direct_sandbox_uid=_parse(environ, "DIRECT_SANDBOX_UID", defaults.direct_sandbox_uid, int),
             eval_wall_seconds=_parse(environ, "EVAL_WALL_SECONDS", defaults.eval_wall_seconds, float),
             eval_cpu_seconds=_parse(environ, "EVAL_CPU_SECONDS", defaults.eval_cpu_seconds, int),
             eval_memory_bytes=_parse(environ, "EVAL_MEMORY_BYTES", defaults.eval_memory_bytes, int),
@@ -228,6 +242,7 @@ class Settings:
             raise ConfigError(f"{PREFIX}POOLER={settings.pooler!r} is not one of {', '.join(POOLER_MODES)}")
         if settings.workers < 1:
             raise ConfigError(f"{PREFIX}WORKERS must be at least 1")
+        check_sandbox_uids(settings)
         if settings.n_resamples < 10 or settings.quick_resamples < 10:
             raise ConfigError(f"{PREFIX}N_RESAMPLES and {PREFIX}QUICK_RESAMPLES must be at least 10")
         if settings.heartbeat_seconds >= settings.lease_seconds:
@@ -235,3 +250,20 @@ class Settings:
         if settings.metrics_port is not None and settings.metrics_port > 65535:
             raise ConfigError(f"{PREFIX}METRICS_PORT={settings.metrics_port} is not a TCP port (0-65535)")
         return settings
+
+
+def check_sandbox_uids(settings: Settings) -> None:
+    """Refuse sandbox uids that would be root or share the daemon's block with CLI runs."""
+    if settings.workers > MAX_WORKERS_PER_BLOCK:
+        raise ConfigError(f"{PREFIX}WORKERS is at most {MAX_WORKERS_PER_BLOCK} (one sandbox uid per worker)")
+    lowest = settings.sandbox_uid - settings.workers + 1
+    for name, value in (("SANDBOX_UID", lowest), ("SANDBOX_GID", settings.sandbox_gid),
+                        ("DIRECT_SANDBOX_UID", settings.direct_sandbox_uid)):
+        if value <= 0 or value >= 2**32 - 1:
+            raise ConfigError(f"{PREFIX}{name} gives uid/gid {value}; sandbox ids must be between 1 and 4294967294 "
+                              "(never root)")
+    if lowest <= settings.direct_sandbox_uid <= settings.sandbox_uid:
+        raise ConfigError(
+            f"{PREFIX}DIRECT_SANDBOX_UID={settings.direct_sandbox_uid} lies in the daemon's block "
+            f"{lowest}..{settings.sandbox_uid} ({PREFIX}SANDBOX_UID minus the worker slots): CLI gates "
+            "would share a process budget with a worker")

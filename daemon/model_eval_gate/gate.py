@@ -574,6 +574,11 @@ def claim_for_artifact(conn: psycopg.Connection, settings: Settings, artifact_id
     return ClaimedJob(row["id"], artifact_id, row["attempt"], worker_id, row["reason"])
 
 
+def _direct(settings: Settings) -> Settings:
+    """Gates run outside the daemon (CLI, API) sandbox as their own uid, never a worker slot's."""
+    return settings.with_(sandbox_uid=settings.direct_sandbox_uid)
+
+
 def _summary(result: dict) -> dict:
     return {k: result.get(k) for k in ("candidate_id", "compared_against", "outcome", "reason_code", "job_id")}
 
@@ -618,7 +623,7 @@ def run_eval_gate(candidate_artifact_id: str, *, settings: Settings | None = Non
     """
     import os
 
-    settings = settings or Settings.from_env()
+    settings = _direct(settings or Settings.from_env())
     worker_id = f"{settings.worker_id}/direct-{os.getpid()}"
     with db.connect(settings, autocommit=True) as conn:
         job = claim_for_artifact(conn, settings, candidate_artifact_id, worker_id=worker_id,
@@ -647,6 +652,7 @@ def author_view(result: dict[str, Any]) -> dict[str, Any]:
 
 def _without_lifecycle_write(candidate_artifact_id: str, settings: Settings, *, n_resamples: int, kind: str,
                              requested_by: str) -> dict[str, Any]:
+    settings = _direct(settings)
     with db.connect(settings, autocommit=True) as conn:
         result = evaluate_and_decide(conn, settings, candidate_artifact_id, n_resamples=n_resamples, store=False,
                                      kind=kind, requested_by=requested_by)

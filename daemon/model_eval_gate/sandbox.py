@@ -55,6 +55,8 @@ import time
 
 import structlog
 
+from .config import DEFAULT_SANDBOX_UID
+
 _log = structlog.get_logger(__name__)
 
 MODEL_MOUNT = "/model"
@@ -178,8 +180,8 @@ def run_eval_py(
     limits: SandboxLimits = SandboxLimits(),
     work_dir: str | os.PathLike[str] | None = None,
     python: str | None = None,
-    sandbox_uid: int = 65534,
-    sandbox_gid: int = 65534,
+    sandbox_uid: int = DEFAULT_SANDBOX_UID,
+    sandbox_gid: int = DEFAULT_SANDBOX_UID,
     allow_unsandboxed: bool = False,
     bwrap: str | None = None,
     argv_extra: tuple[str, ...] = (),

@@ -50,7 +50,7 @@ from tenacity import (
 )
 
 from . import db
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, check_sandbox_uids
 from .gate import ClaimedJob, GateCancelled, GateRefused, run_claimed_job
 from .lifecycle import LeaseLost, NotApplicable
 from .logging import get_logger
@@ -216,6 +216,7 @@ def check_daemon_settings(settings: Settings) -> None:
         raise ConfigError("MODEL_EVAL_GATE_HEARTBEAT_SECONDS must be shorter than MODEL_EVAL_GATE_LEASE_SECONDS")
     if settings.workers < 1 or settings.max_attempts < 1:
         raise ConfigError("MODEL_EVAL_GATE_WORKERS and MODEL_EVAL_GATE_MAX_ATTEMPTS must be at least 1")
+    check_sandbox_uids(settings)
 
 
 class Daemon:
