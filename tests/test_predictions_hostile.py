@@ -84,6 +84,20 @@ def test_a_row_longer_than_any_valid_row_is_refused(binary, out):
     assert "row 11 is longer than the" in problem
 
 
+def test_crlf_files_longer_than_a_chunk_parse(tmp_path):
+    from model_eval_gate.predictions_csv import CHUNK_BYTES
+
+    n = 3 * CHUNK_BYTES // 16  # several chunks of ~16-byte rows
+    benchmark = load_benchmark(make_benchmark(tmp_path / "crlf", task="binary", n=n))
+    out_dir = tmp_path / "out-crlf"
+    out_dir.mkdir()
+    values = np.random.default_rng(2).random(n).round(6)
+    (out_dir / "predictions.csv").write_bytes(("example_id,prediction\r\n" + "".join(
+        f"{i},{v}\r\n" for i, v in zip(benchmark.example_ids, values))).encode())
+    assert (out_dir / "predictions.csv").stat().st_size > 2 * CHUNK_BYTES
+    np.testing.assert_array_equal(read_predictions(out_dir, benchmark, max_bytes=MAX_BYTES).values, values)
+
+
 def test_memory_stays_within_3x_the_file_whatever_the_ids(tmp_path):
     n = 60_000
     benchmark = load_benchmark(make_benchmark(tmp_path / "big", task="binary", n=n))

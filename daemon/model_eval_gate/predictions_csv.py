@@ -181,6 +181,8 @@ class _Accumulator:
                 problems.append(f"{self.name} is not UTF-8 text ({exc.reason} at byte {position + exc.start})")
                 return False
             if b"\r" in chunk:
+                if chunk.endswith(b"\r"):  # the CR of the CRLF this chunk was cut at
+                    chunk = chunk[:-1]
                 chunk = chunk.replace(b"\r\n", b"\n")
                 if b"\r" in chunk:
                     problems.append(f"{self.name} has a carriage return inside a row; end rows with \\n or \\r\\n")
