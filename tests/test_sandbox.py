@@ -430,6 +430,18 @@ def test_the_unprivileged_path_runs_in_a_user_namespace(world_reachable_dir):
             open(os.path.join(nested, "f"), "w").close()
             os.chmod(nested, 0)
             os.chmod(os.path.join(ARGS.out, "locked"), 0)
+            import time
+            time.sleep(10)
+            """,
+        "locked_flood": """
+            hidden = os.path.join(ARGS.out, "d")
+            os.mkdir(hidden)
+            os.chmod(hidden, 0o300)  # writable and searchable, not listable
+            import time
+            for index in range(100000):
+                with open(os.path.join(hidden, f"part{index}"), "wb") as handle:
+                    handle.write(b"1" * 65536)
+                time.sleep(0.005)
             """,
     }
     layouts = {name: make_layout(base / name, body) for name, body in models.items()}
@@ -481,7 +493,12 @@ def test_the_unprivileged_path_runs_in_a_user_namespace(world_reachable_dir):
     assert flood["wall"] < TIGHT_LIMITS.wall_seconds
     assert flood["discarded"]
 
-    locked = report["locked"]
-    assert locked["ok"], locked
-    assert locked["discarded"]
+    # Fail closed: a directory the host-side watch cannot read ends the run
+    # (it could hide any amount of data), and is still discarded.
+    for name in ("locked", "locked_flood"):
+        locked = report[name]
+        assert not locked["ok"] and locked["exit_code"] is None, locked
+        assert "which the runner cannot read (permissions removed)" in locked["error"], locked
+        assert locked["wall"] < TIGHT_LIMITS.wall_seconds
+        assert locked["discarded"]
     assert os.listdir(work) == []

@@ -112,6 +112,10 @@ class Settings:
     eval_memory_bytes: int = 8 * 1024**3
     eval_max_processes: int = 256
     eval_max_output_bytes: int = 512 * 1024**2
+    # Where evaluations keep their output directories (default: the system
+    # temporary directory). Put it on a size-limited filesystem to bound what
+    # an unprivileged run can overshoot between two scans (docs/sandbox.md).
+    work_dir: Path | None = None
     # A model directory is hashed in the daemon before it runs: bound it.
     model_max_bytes: int = 16 * 1024**3
     model_max_files: int = 10_000
@@ -189,6 +193,7 @@ class Settings:
         artifact_root = _env(environ, "ARTIFACT_ROOT")
         env_cache_dir = _env(environ, "ENV_CACHE_DIR")
         env_wheelhouse = _env(environ, "ENV_WHEELHOUSE")
+        work_dir = _env(environ, "WORK_DIR")
         settings = cls(
             dsn=_env(environ, "DSN"),
             pooler=_env(environ, "POOLER", defaults.pooler).strip().lower(),
@@ -197,6 +202,7 @@ class Settings:
             log_level=_env(environ, "LOG_LEVEL", defaults.log_level).lower(),
             allow_unsandboxed=_parse(environ, "ALLOW_UNSANDBOXED", False, bool),
             sandbox_python=_env(environ, "SANDBOX_PYTHON"),
+            work_dir=Path(work_dir).expanduser() if work_dir else None,
             sandbox_uid=_parse(environ, "SANDBOX_UID", defaults.sandbox_uid, int),
             sandbox_gid=_parse(environ, "SANDBOX_GID", defaults.sandbox_gid, int),
             direct_sandbox_uid=_parse(environ, "DIRECT_SANDBOX_UID", defaults.direct_sandbox_uid, int),

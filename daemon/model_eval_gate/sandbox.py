@@ -723,7 +723,10 @@ def _output_excess(out_dir: str, limits: SandboxLimits, *, final: bool) -> str |
             scanner = os.scandir(directory)
         except PermissionError:
             if not final:
-                continue  # checked exactly once the sandbox is gone
+                # Fail closed: a directory the watch cannot read could hide
+                # gigabytes (mkdir d; chmod 0300 d; write away), so the run ends.
+                relative = os.path.relpath(directory, out_dir)
+                return f"output directory holds {relative!r}, which the runner cannot read (permissions removed)"
             _restore_dir_permissions(directory)
             scanner = os.scandir(directory)
         except FileNotFoundError:

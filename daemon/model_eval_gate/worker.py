@@ -56,6 +56,7 @@ from .lifecycle import LeaseLost, NotApplicable
 from .logging import get_logger
 from .metrics import DaemonMetrics, MetricsUnavailable
 from .sdnotify import SystemdNotifier
+from .workdirs import remove_leftovers, work_root
 
 CONTROL_APPLICATION = "model-eval-gate-daemon"
 WORKER_APPLICATION = "model-eval-gate-worker"
@@ -264,6 +265,7 @@ class Daemon:
             watchdog_interval_seconds=self.notifier.watchdog_interval,
         )
         exit_code = 0
+        self._remove_leftovers()
         try:
             # The embedded server (no DSN configured) is started once, here;
             # every connection, the gates' included, then uses its address.
@@ -303,6 +305,18 @@ class Daemon:
                                      f"{exc.strerror or exc}") from exc
         self.log.info("metrics_listening", address=self.settings.metrics_address, port=port,
                       url=f"http://{self.settings.metrics_address}:{port}/metrics")
+
+    def _remove_leftovers(self) -> None:
+        """What earlier evaluating processes killed mid-run left under the work root (workdirs.py)."""
+        try:
+            removed = remove_leftovers(self.settings.work_dir)
+        except OSError as exc:
+            self.log.warning("leftovers_not_removed", error=_one_line(exc),
+                             work_root=str(work_root(self.settings.work_dir)))
+            return
+        if removed:
+            self.log.warning("leftovers_removed", directories=removed,
+                             why="a process that evaluated here was killed mid-run")
 
     def request_stop(self, reason: str) -> None:
         """What SIGTERM does; safe from a signal handler (it only sets events)."""
