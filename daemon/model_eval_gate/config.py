@@ -109,7 +109,8 @@ class Settings:
     direct_sandbox_uid: int = DEFAULT_DIRECT_SANDBOX_UID
     eval_wall_seconds: float = 1800.0
     eval_cpu_seconds: int = 3600
-    eval_memory_bytes: int = 8 * 1024**3
+    eval_memory_bytes: int = 8 * 1024**3  # per process (RLIMIT_AS)
+    eval_sandbox_memory_bytes: int = 8 * 1024**3  # the whole sandbox (cgroup memory.max, or the sampled tree)
     eval_max_processes: int = 256
     eval_max_output_bytes: int = 512 * 1024**2
     # Where evaluations keep their output directories (default: the system
@@ -209,6 +210,8 @@ class Settings:
             eval_wall_seconds=_parse(environ, "EVAL_WALL_SECONDS", defaults.eval_wall_seconds, float),
             eval_cpu_seconds=_parse(environ, "EVAL_CPU_SECONDS", defaults.eval_cpu_seconds, int),
             eval_memory_bytes=_parse(environ, "EVAL_MEMORY_BYTES", defaults.eval_memory_bytes, int),
+            eval_sandbox_memory_bytes=_parse(environ, "EVAL_SANDBOX_MEMORY_BYTES", defaults.eval_sandbox_memory_bytes,
+                                             int),
             eval_max_processes=_parse(environ, "EVAL_MAX_PROCESSES", defaults.eval_max_processes, int),
             eval_max_output_bytes=_parse(environ, "EVAL_MAX_OUTPUT_BYTES", defaults.eval_max_output_bytes, int),
             env_cache_dir=Path(env_cache_dir).expanduser() if env_cache_dir else None,

@@ -68,12 +68,17 @@ class Evaluation:
     def environment_hash(self) -> str:
         """'' for the default interpreter, else the declared environment's content address."""
         return (self.environment or {}).get("hash", "")
+    # The whole sandbox's peak and how it was measured (SandboxResult.memory_scope):
+    # only "cgroup" and "process_tree" are whole-sandbox figures.
+    peak_memory_bytes: int | None = None
+    memory_scope: str = "largest_process"
 
     def summary(self) -> dict:
         return {
             "artifact_id": self.artifact_id, "model_hash": self.model_hash, "cached": self.cached,
             "sandboxed": self.sandboxed, "wall_seconds": self.wall_seconds, "cpu_seconds": self.cpu_seconds,
-            "peak_rss_bytes": self.peak_rss_bytes, "n_examples": int(self.predictions.shape[0]),
+            "peak_rss_bytes": self.peak_rss_bytes, "peak_memory_bytes": self.peak_memory_bytes,
+            "memory_scope": self.memory_scope, "n_examples": int(self.predictions.shape[0]),
             "self_reported": self.self_reported, **({"timings": self.timings} if self.timings else {}),
             **({"environment": self.environment} if self.environment else {}),
         }
@@ -112,6 +117,7 @@ def _limits(settings: Settings, wall_seconds: float | None = None):
         address_space_bytes=settings.eval_memory_bytes,
         max_processes=settings.eval_max_processes,
         max_output_bytes=settings.eval_max_output_bytes,
+        memory_bytes=settings.eval_sandbox_memory_bytes,
     )
 
 
@@ -140,6 +146,8 @@ def _from_cache(row, benchmark: Benchmark, artifact_id: str, digest: str) -> Eva
         wall_seconds=row["wall_seconds"], cpu_seconds=row["cpu_seconds"],
         peak_rss_bytes=row["peak_rss_bytes"], cached=True,
         environment={"hash": row["environment_hash"], "cache_hit": True} if row["environment_hash"] else None,
+        peak_memory_bytes=row["peak_memory_bytes"] if row["memory_scope"] else row["peak_rss_bytes"],
+        memory_scope=row["memory_scope"] or "largest_process",
     )
 
 
@@ -235,6 +243,7 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
         timings={"sandbox_seconds": round(run_seconds, 6),
                  **({"environment_seconds": round(environment.build_seconds, 6)} if environment else {})},
         environment=environment.summary() if environment else None,
+        peak_memory_bytes=result.peak_memory_bytes, memory_scope=result.memory_scope,
     )
     if store and cacheable:
         _UNSTORED[key] = evaluation
@@ -262,6 +271,7 @@ def _store(conn: psycopg.Connection, settings: Settings, evaluation: Evaluation)
         "self_reported": evaluation.self_reported, "sandboxed": evaluation.sandboxed,
         "wall_seconds": evaluation.wall_seconds, "cpu_seconds": evaluation.cpu_seconds,
         "peak_rss_bytes": evaluation.peak_rss_bytes, "environment_hash": evaluation.environment_hash,
+        "peak_memory_bytes": evaluation.peak_memory_bytes, "memory_scope": evaluation.memory_scope,
     }
     key = (evaluation.artifact_id, evaluation.benchmark_id, evaluation.split_hash, evaluation.model_hash,
            evaluation.environment_hash)

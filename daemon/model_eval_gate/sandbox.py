@@ -56,6 +56,7 @@ import time
 import structlog
 
 from .config import DEFAULT_SANDBOX_UID
+from .sandbox_memory import RunCgroup, TreeSampler, detect_cgroup_parent, prepare_cgroup_parent
 
 _log = structlog.get_logger(__name__)
 
@@ -110,7 +111,10 @@ class SandboxLimits:
     cpu_seconds, address_space_bytes and max_file_bytes bound each process;
     max_processes bounds the processes and threads of the sandbox's uid;
     max_output_bytes and max_output_files bound /out as a whole;
-    max_capture_bytes bounds what is kept of stdout and of stderr each.
+    max_capture_bytes bounds what is kept of stdout and of stderr each;
+    memory_bytes bounds the whole sandbox's memory (a per-run cgroup's
+    memory.max where cgroups are delegated, else the sampled process tree:
+    sandbox_memory.py).
     """
 
     wall_seconds: float = 1800.0
@@ -122,6 +126,7 @@ class SandboxLimits:
     max_output_files: int = 1000
     tmp_bytes: int = 512 * _MIB
     max_capture_bytes: int = 256 * _KIB
+    memory_bytes: int = 8 * _GIB
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -159,6 +164,12 @@ class SandboxResult:
     peak_rss_bytes: int
     out_dir: str
     sandboxed: bool = True
+    # The whole sandbox's peak memory and how it was measured: "cgroup"
+    # (memory.peak of the run's own cgroup), "process_tree" (the peak of a
+    # sampled sum over every process, memfds included) or "largest_process"
+    # (ru_maxrss of the largest process only: not a whole-sandbox figure).
+    peak_memory_bytes: int | None = None
+    memory_scope: str = "largest_process"
     setup_failed: bool = False  # bubblewrap could not build the sandbox (from its status channel): nothing of the model ran
 
     def __enter__(self) -> SandboxResult:
@@ -634,6 +645,34 @@ def _bwrap_argv(
     return argv + command
 
 
+@functools.lru_cache(maxsize=1)
+def _cgroup_parent() -> tuple[str | None, str]:
+    parent, why = detect_cgroup_parent()
+    if parent is not None:
+        problem = prepare_cgroup_parent(parent)
+        if problem is not None:
+            return None, problem
+    return parent, why
+
+
+def memory_measurement() -> tuple[str, str]:
+    """How sandboxed runs' memory is bounded and measured here: ("cgroup" or "process_tree", why)."""
+    parent, why = _cgroup_parent()
+    return ("cgroup" if parent is not None else "process_tree"), why
+
+
+def _new_run_cgroup(limits: SandboxLimits) -> RunCgroup | None:
+    parent, _ = _cgroup_parent()
+    if parent is None:
+        return None
+    try:
+        return RunCgroup(parent, limits.memory_bytes, limits.max_processes)
+    except OSError as exc:
+        _log.warning("sandbox.cgroup_unavailable", parent=parent, error=str(exc),
+                     consequence="this run's memory is sampled over its process tree instead")
+        return None
+
+
 def _seccomp_filter_fd() -> int:
     from .seccomp import SeccompUnsupported, filter_fd
 
@@ -841,7 +880,8 @@ class _LimitHold:
                 continue
         return False
 
-    def release(self, group: int, deadline: float, cancel: threading.Event | None) -> str | None:
+    def release(self, group: int, deadline: float, cancel: threading.Event | None,
+                on_child=None) -> str | None:
         """Set the limits and let the sandbox run. Returns why it must be killed instead, if it must.
 
         When bwrap failed before or while creating its sandbox, nothing is
@@ -853,6 +893,8 @@ class _LimitHold:
         try:
             for which, value in _rlimits(self._limits):
                 resource.prlimit(reported, which, value)
+            if on_child is not None:
+                on_child(reported)  # e.g. into the run's cgroup, before anything of the model runs
         except ProcessLookupError:
             return None  # it died during its set-up: bwrap says why
         except OSError as exc:
@@ -909,6 +951,7 @@ def _run(
     extra_fds: tuple[int, ...] = (),
 ) -> SandboxResult:
     hold = _LimitHold(limits) if sandboxed else None
+    cgroup = _new_run_cgroup(limits) if sandboxed else None
     started = time.monotonic()
     try:
         process = subprocess.Popen(
@@ -925,15 +968,21 @@ def _run(
     except BaseException:
         if hold is not None:
             hold.close()  # nothing was started, so nothing waits on the block fd
+        if cgroup is not None:
+            cgroup.remove()
         raise
     if hold is not None:
         hold.spawned()
+    sampler = TreeSampler(process.pid) if sandboxed and cgroup is None else None
     streams = {process.stdout.fileno(): _CappedStream(limits.max_capture_bytes),
                process.stderr.fileno(): _CappedStream(limits.max_capture_bytes)}
     killed_because: str | None = None
     try:
         if hold is not None:
-            killed_because = hold.release(process.pid, started + limits.wall_seconds, cancel)
+            if cgroup is not None:
+                cgroup.add(process.pid)
+            killed_because = hold.release(process.pid, started + limits.wall_seconds, cancel,
+                                          on_child=cgroup.add if cgroup is not None else None)
         with selectors.DefaultSelector() as selector:
             for fd in streams:
                 os.set_blocking(fd, False)
@@ -943,7 +992,7 @@ def _run(
             try:
                 if killed_because is None:
                     killed_because = _wait_for_exit(
-                        selector, exit_fd, streams, started, limits, out_dir, watch_output, cancel
+                        selector, exit_fd, streams, started, limits, out_dir, watch_output, cancel, sampler
                     )
             finally:
                 selector.unregister(exit_fd)
@@ -962,6 +1011,9 @@ def _run(
             hold.close()  # only now: the sandbox is reaped, so no end-of-file can release it unlimited
         process.stdout.close()
         process.stderr.close()
+        if cgroup is not None:
+            cgroup_peak, cgroup_oom = cgroup.peak(), cgroup.oom_killed()
+            cgroup.remove()
     wall_seconds = time.monotonic() - started
     stdout, stderr = (stream.text() for stream in streams.values())
     cpu_seconds = usage.ru_utime + usage.ru_stime
@@ -975,6 +1027,15 @@ def _run(
         error = killed_because or _describe_exit(process.returncode, stderr, cpu_seconds, limits, sandboxed=sandboxed)
     else:
         exit_code, error = None, killed_because
+    if cgroup is not None and cgroup_oom and killed_because is None:
+        error = f"memory limit of {limits.memory_bytes} bytes exceeded (the run's cgroup was OOM-killed)"
+    largest = usage.ru_maxrss * 1024
+    if cgroup is not None and cgroup_peak is not None:
+        peak_memory, memory_scope = cgroup_peak, "cgroup"
+    elif sampler is not None:
+        peak_memory, memory_scope = max(sampler.peak, largest), "process_tree"
+    else:
+        peak_memory, memory_scope = largest, "largest_process"
     return SandboxResult(
         ok=error is None,
         exit_code=exit_code,
@@ -986,6 +1047,8 @@ def _run(
         peak_rss_bytes=usage.ru_maxrss * 1024,
         out_dir=out_dir,
         sandboxed=sandboxed,
+        peak_memory_bytes=peak_memory,
+        memory_scope=memory_scope,
         setup_failed=setup_failed,
     )
 
@@ -999,6 +1062,7 @@ def _wait_for_exit(
     out_dir: str,
     watch_output: bool,
     cancel: threading.Event | None,
+    sampler: TreeSampler | None = None,
 ) -> str | None:
     """Pump the pipes until the process exits; return why it must be killed instead, if it must."""
     deadline = started + limits.wall_seconds
@@ -1009,6 +1073,12 @@ def _wait_for_exit(
             return f"wall time limit of {limits.wall_seconds} s exceeded"
         if cancel is not None and cancel.is_set():
             return "cancelled by the caller"
+        if sampler is not None and sampler.due(now):
+            held = sampler.sample()
+            if held > limits.memory_bytes:
+                return (f"memory limit of {limits.memory_bytes} bytes exceeded "
+                        f"(the sandbox's processes held {held} bytes)")
+            now = time.monotonic()
         if watch_output and now >= next_watch:
             excess = _output_excess(out_dir, limits, final=False)
             if excess is not None:
@@ -1019,6 +1089,8 @@ def _wait_for_exit(
             timeout = min(timeout, max(next_watch - now, 0.0))
         if cancel is not None:
             timeout = min(timeout, _CANCEL_POLL_INTERVAL)
+        if sampler is not None:
+            timeout = min(timeout, max(sampler.next_at() - now, 0.0))
         for key, _ in selector.select(timeout):
             if key.fd == exit_fd:
                 return None

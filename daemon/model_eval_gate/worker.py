@@ -266,6 +266,7 @@ class Daemon:
         )
         exit_code = 0
         self._remove_leftovers()
+        self._log_memory_measurement()
         try:
             # The embedded server (no DSN configured) is started once, here;
             # every connection, the gates' included, then uses its address.
@@ -317,6 +318,19 @@ class Daemon:
         if removed:
             self.log.warning("leftovers_removed", directories=removed,
                              why="a process that evaluated here was killed mid-run")
+
+    def _log_memory_measurement(self) -> None:
+        """Once at start: whether each evaluation gets a cgroup of its own, or only a sampled bound."""
+        from .sandbox import memory_measurement
+
+        scope, why = memory_measurement()
+        if scope == "cgroup":
+            self.log.info("sandbox_memory", memory_scope=scope, detail=why)
+        else:
+            self.log.warning("sandbox_memory", memory_scope=scope, detail=f"no delegated cgroup: {why}",
+                             consequence="each evaluation's memory (memfd and tmpfs pages included) is bounded "
+                                         "by sampling its process tree every 0.1 s, not by the kernel; "
+                                         "see docs/sandbox.md (cgroups)")
 
     def request_stop(self, reason: str) -> None:
         """What SIGTERM does; safe from a signal handler (it only sets events)."""

@@ -90,3 +90,9 @@ DROP TRIGGER IF EXISTS gate_jobs_reason_bounded ON gate_jobs;
 CREATE TRIGGER gate_jobs_reason_bounded
     BEFORE INSERT ON gate_jobs
     FOR EACH ROW EXECUTE FUNCTION model_eval_gate_bounded_request();
+
+-- The whole sandbox's peak memory and how it was measured (sandbox_memory.py):
+-- 'cgroup', 'process_tree' or 'largest_process'. Rows stored before this have
+-- neither, which reads as 'largest_process' (peak_rss_bytes only).
+ALTER TABLE eval_results ADD COLUMN IF NOT EXISTS peak_memory_bytes bigint;
+ALTER TABLE eval_results ADD COLUMN IF NOT EXISTS memory_scope text;

@@ -39,7 +39,7 @@ RETURNING (xmax = 0) AS inserted;
 
 -- name: cached_evaluation
 SELECT id, predictions, prediction_shape, n_examples, self_reported, sandboxed,
-       wall_seconds, cpu_seconds, peak_rss_bytes, environment_hash
+       wall_seconds, cpu_seconds, peak_rss_bytes, peak_memory_bytes, memory_scope, environment_hash
   FROM eval_results
  WHERE artifact_id = %(artifact_id)s AND benchmark_id = %(benchmark_id)s
    AND split_hash = %(split_hash)s AND model_hash = %(model_hash)s
@@ -48,10 +48,12 @@ SELECT id, predictions, prediction_shape, n_examples, self_reported, sandboxed,
 -- name: store_evaluation
 INSERT INTO eval_results (artifact_id, benchmark_id, split_hash, model_hash, predictions,
                           prediction_shape, n_examples, self_reported, sandboxed,
-                          wall_seconds, cpu_seconds, peak_rss_bytes, environment_hash)
+                          wall_seconds, cpu_seconds, peak_rss_bytes, peak_memory_bytes, memory_scope,
+                          environment_hash)
 VALUES (%(artifact_id)s, %(benchmark_id)s, %(split_hash)s, %(model_hash)s, %(predictions)s,
         %(prediction_shape)s, %(n_examples)s, %(self_reported)s, %(sandboxed)s,
-        %(wall_seconds)s, %(cpu_seconds)s, %(peak_rss_bytes)s, %(environment_hash)s)
+        %(wall_seconds)s, %(cpu_seconds)s, %(peak_rss_bytes)s, %(peak_memory_bytes)s, %(memory_scope)s,
+        %(environment_hash)s)
 ON CONFLICT (artifact_id, benchmark_id, split_hash, model_hash) DO NOTHING
 RETURNING id;
 
