@@ -275,6 +275,9 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         _mark(timeline, "decided")
         verdict_dict = verdict.as_dict()
         result.update({k: v for k, v in verdict_dict.items() if k != "n_resamples" or v is not None})
+        # The reason becomes promotion notes, history rows and events, and is
+        # printed: author text in it (a rationale, a metric name) stays inert.
+        result["reason"] = escape_control(result["reason"])
         result["timings"] = {k: round(v, 6) for k, v in timings.items()}
         if timeline is not None:
             result["timeline"] = timeline
