@@ -136,7 +136,8 @@ def _store(conn, artifact_id: str, benchmark_id: str, split_hash: str, predictio
         "artifact_id": artifact_id, "benchmark_id": benchmark_id, "split_hash": split_hash,
         "model_hash": model_hash, "predictions": values.astype("<f8").tobytes(),
         "prediction_shape": list(values.shape), "n_examples": values.shape[0], "self_reported": False,
-        "sandboxed": True, "wall_seconds": 0.1, "cpu_seconds": 0.1, "peak_rss_bytes": 1 << 20, "environment_hash": "",
+        "sandboxed": True, "wall_seconds": 0.1, "cpu_seconds": 0.1, "peak_rss_bytes": 1 << 20,
+        "peak_memory_bytes": None, "memory_scope": None, "environment_hash": "",
     })
     if with_fingerprint:
         assert fp.store_fingerprint(conn, artifact_id=artifact_id, benchmark_id=benchmark_id,

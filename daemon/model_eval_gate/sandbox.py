@@ -586,7 +586,7 @@ def _bwrap_argv(
     sandbox_uid: int,
     sandbox_gid: int,
     root_mode: bool,
-    seccomp_fd: int,
+    seccomp_fd: int | None = None,
     environment_real: str | None = None,
 ) -> list[str]:
     argv = [tools.bwrap]
@@ -599,7 +599,10 @@ def _bwrap_argv(
     argv += ["--die-with-parent", "--new-session", "--clearenv"]
     # No kernel keyring (a channel between runs of one uid) and no nested user
     # namespace, on both paths; see seccomp.py.
-    argv += ["--seccomp", str(seccomp_fd)]
+    # run_eval_py always passes one; only benchmarks/bench_sandbox_startup.py
+    # builds a command line without it.
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     for key, value in env.items():
         argv += ["--setenv", key, value]
     argv += _system_mounts()
