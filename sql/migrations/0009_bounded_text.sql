@@ -58,7 +58,13 @@ BEGIN
         RAISE EXCEPTION 'model_eval_gate: metadata of % is % bytes, over the limit of 262144', NEW.id, size
             USING ERRCODE = 'check_violation', CONSTRAINT = 'artifacts_model_metadata_bounded';
     END IF;
-    depth := model_eval_gate_jsonb_depth(NEW.metadata, 32);
+    -- Hosts keep metadata as jsonb, json or text (the SQLite-era schema):
+    -- text that is not JSON at all is the host's business, not a depth.
+    BEGIN
+        depth := model_eval_gate_jsonb_depth(NEW.metadata::text::jsonb, 32);
+    EXCEPTION WHEN invalid_text_representation THEN
+        depth := 0;
+    END;
     IF depth > 32 THEN
         RAISE EXCEPTION 'model_eval_gate: metadata of % is nested more than 32 deep', NEW.id
             USING ERRCODE = 'check_violation', CONSTRAINT = 'artifacts_model_metadata_bounded';
