@@ -128,7 +128,7 @@ def test_a_legacy_row_nested_5000_deep_does_not_break_its_lineage(world, conn):
     world.model("root", strength=0.5)
     assert run_eval_gate("root", settings=world.settings)["outcome"] == "promote"
     deep = "[" * 5000 + "]" * 5000
-    conn.execute("ALTER TABLE artifacts DISABLE TRIGGER artifacts_model_metadata_bounded")  # as before 0009
+    conn.execute("ALTER TABLE artifacts DISABLE TRIGGER artifacts_model_metadata_bounded")  # as before 0010
     conn.execute("UPDATE artifacts SET metadata = jsonb_build_object('legacy', %s::jsonb) WHERE id = 'root'", (deep,))
     world.model("deep-candidate", strength=0.9, parent="root")
     conn.execute("UPDATE artifacts SET metadata = jsonb_build_object('legacy', %s::jsonb) "

@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 # The documented limits (docs/sandbox.md, "Size caps"); the database holds
-# artifacts.metadata to the same size and depth (migration 0009).
+# artifacts.metadata to the same size and depth (migration 0010).
 MAX_METADATA_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
 MAX_INTEGER_DIGITS = 40  # any count or id fits; a 5000-digit "parameter count" does not

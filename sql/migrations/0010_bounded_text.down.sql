@@ -1,4 +1,4 @@
--- Way back from 0009_bounded_text. Never run automatically.
+-- Way back from 0010_bounded_text. Never run automatically.
 DROP TRIGGER IF EXISTS gate_jobs_reason_bounded ON gate_jobs;
 DROP TRIGGER IF EXISTS artifacts_model_metadata_bounded ON artifacts;
 DROP FUNCTION IF EXISTS model_eval_gate_bounded_request();
