@@ -4,7 +4,7 @@ tradeoffs, the second against a biocreep anchor, an error with a hostile
 stderr, a forced promotion, and queued, running and failed jobs), read by
 headless Debian Chromium with JavaScript switched off (the pages must not need
 it). Every number checked on a page is checked against the database; the
-screenshots are kept under pytest's tmp dir (the path is printed).
+screenshots are kept in test-artifacts/web-screenshots/ (.gitignored; the path is printed).
 """
 from __future__ import annotations
 
@@ -143,8 +143,12 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def screenshots(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("web-screenshots")
+def screenshots():
+    """Kept after the run, for a person (and CI) to look at: test-artifacts/ is .gitignored."""
+    directory = Path(os.environ.get("MODEL_EVAL_GATE_SCREENSHOT_DIR") or ROOT / "test-artifacts" / "web-screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.png"):
+        old.unlink()
     print(f"\nscreenshots: {directory}")
     return directory
 
@@ -294,15 +298,19 @@ def test_the_lineage_page_shows_who_was_head_when(world, server, page, screensho
     events = [e.get_attribute("data-event") for e in page.locator("#timeline tbody tr").all()]
     for expected in ("registered", "promoted", "superseded", "rejected", "gate error", "force-promoted"):
         assert expected in events
-    # The primary metric of every promotion that recorded one (the forced one did not).
+    # The primary metric of every promotion; the forced one at what its rejection measured.
     # The full table is the gate job's (the event carries only the author's release).
     promoted = world.conn.execute(
-        "SELECT w.target_artifact_id, j.result->'metric_table' AS metric_table FROM world_model_improvements w "
+        "SELECT w.target_artifact_id, j.result->'metric_table' AS metric_table, "
+        "(w.detection_metadata->'forced')::boolean AS forced FROM world_model_improvements w "
         "LEFT JOIN gate_jobs j ON j.id = (w.detection_metadata->>'job_id')::bigint "
         "ORDER BY w.created_at, w.id").fetchall()
     points = page.locator("svg.metric-timeline g.timeline-point")
-    measured = [(p["target_artifact_id"], next(r["candidate"] for r in p["metric_table"] if r["role"] == "primary"))
-                for p in promoted if p["metric_table"]]
+    rejection = verdict_of(world, "worse")["result"]["metric_table"]
+    measured = [(p["target_artifact_id"], next(r["candidate"] for r in (p["metric_table"] or rejection)
+                                               if r["role"] == "primary"))
+                for p in promoted]
+    assert measured[-1][0] == "worse" and promoted[-1]["forced"] is True
     assert [(p.get_attribute("data-version"), float(p.get_attribute("data-value"))) for p in points.all()] == \
         [(a, pytest.approx(v, rel=1e-5)) for a, v in measured]
 

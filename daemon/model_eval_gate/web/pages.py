@@ -181,7 +181,8 @@ def _head_periods(versions: list[dict], history: list[dict]) -> list[dict]:
         periods.append({
             "artifact_id": promotion["artifact_id"], "since": _iso(promotion["created_at"]),
             "until": _iso(following["created_at"]) if following else None, "by": promotion["actor"],
-            "how": "force-promoted" if metadata.get("forced") else (metadata.get("outcome") or "promoted"),
+            "how": "force-promoted" if metadata.get("forced") else
+                   f"{metadata.get('outcome') or 'promote'} ({metadata.get('reason_code') or 'no reason recorded'})",
             "forced": bool(metadata.get("forced")),
         })
     return periods
@@ -223,7 +224,8 @@ def _primary_over_time(promotions: list[dict], versions: list[dict]) -> dict:
     points, metric, direction = [], None, None
     for p in promotions:
         meta = p["detection_metadata"] or {}
-        primary = next((r for r in p.get("metric_table") or [] if r.get("role") == "primary"), None)
+        table = p.get("metric_table") or p.get("last_measured_table") or []
+        primary = next((r for r in table if r.get("role") == "primary"), None)
         if primary is None:
             continue
         if metric is None:

@@ -273,7 +273,7 @@ def timeline_svg(points: Sequence[Mapping[str, Any]], *, metric: str, higher_is_
                      f'<circle cx="{px}" cy="{py}" r="5" fill="{colour}"/></g>')
         parts.append(f'<text x="{px}" y="{height - bottom + 18}" text-anchor="middle">'
                      f'{escape(str(point.get("short", point["label"])))}</text>')
-        parts.append(f'<text x="{px}" y="{py - 9}" text-anchor="middle" fill="{NEUTRAL_COLOUR}">'
-                     f'{point["value"]:.4f}</text>')
+        parts.append(f'<text x="{px + 8}" y="{py - 8}" fill="{NEUTRAL_COLOUR}">'
+                     f'{point["value"]:.4f}{" (forced)" if point.get("forced") else ""}</text>')
     parts.append("</svg>")
     return "".join(parts)
