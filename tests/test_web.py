@@ -424,3 +424,37 @@ def test_a_page_reads_in_a_read_only_transaction(world):
         with pages.snapshot(world.conn):
             world.conn.execute("UPDATE gate_jobs SET error = 'written by the web' WHERE false")
     assert world.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+# ------------------------------------------------------ serving it ----------
+
+def test_behind_a_proxy_prefix_every_link_stays_under_it(world, tmp_path):
+    with web_server({"MODEL_EVAL_GATE_DSN": world.dsn}, tmp_path / "stderr.log", "--root-path", "/gate/") as url:
+        assert url.endswith("/gate")
+        base = url.removesuffix("/gate")
+        # The proxy strips the prefix (nginx: proxy_pass http://127.0.0.1:8765/;), as docs/web.md has it.
+        with urllib.request.urlopen(base + "/queue", timeout=15) as response:
+            html = response.read().decode()
+        assert 'href="/gate/benchmarks"' in html and 'href="/gate/api/queue"' in html
+        assert 'href="/queue"' not in html and 'href="/benchmarks"' not in html
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_EVAL_GATE_")}
+    environment.update(PYTHONPATH=str(ROOT / "daemon"), **env)
+    return subprocess.run([sys.executable, "-m", "model_eval_gate.cli", *args], env=environment,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_an_unmigrated_database_or_a_taken_port_is_one_clear_line(empty_dsn, world):
+    run = cli({"MODEL_EVAL_GATE_DSN": empty_dsn}, "web", "--port", "0")
+    assert run.returncode != 0 and "model-eval-gate migrate" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        run = cli({"MODEL_EVAL_GATE_DSN": world.dsn}, "web", "--port", str(taken.getsockname()[1]))
+    assert run.returncode == 1 and "cannot listen on 127.0.0.1:" in run.stderr and "--port" in run.stderr
+    assert "Traceback" not in run.stderr
