@@ -299,18 +299,18 @@ def test_the_lineage_page_shows_who_was_head_when(world, server, page, screensho
     for expected in ("registered", "promoted", "superseded", "rejected", "gate error", "force-promoted"):
         assert expected in events
     # The primary metric of every promotion; the forced one at what its rejection measured.
-    # The full table is the gate job's (the event carries only the author's release).
+    # The full table is the promotion's gate job's (its event may carry only the author's release).
     promoted = world.conn.execute(
-        "SELECT w.target_artifact_id, j.result->'metric_table' AS metric_table, "
-        "(w.detection_metadata->'forced')::boolean AS forced FROM world_model_improvements w "
-        "LEFT JOIN gate_jobs j ON j.id = (w.detection_metadata->>'job_id')::bigint "
-        "ORDER BY w.created_at, w.id").fetchall()
+        "SELECT w.target_artifact_id, w.detection_metadata, "
+        "       COALESCE(j.result->'metric_table', w.detection_metadata->'metric_table') AS metric_table "
+        "  FROM world_model_improvements w LEFT JOIN gate_jobs j ON j.id = (w.detection_metadata->>'job_id')::bigint "
+        " ORDER BY w.created_at, w.id").fetchall()
     points = page.locator("svg.metric-timeline g.timeline-point")
     rejection = verdict_of(world, "worse")["result"]["metric_table"]
-    measured = [(p["target_artifact_id"], next(r["candidate"] for r in (p["metric_table"] or rejection)
+    measured = [(p["target_artifact_id"], next(r["candidate"] for r in p["metric_table"] or rejection
                                                if r["role"] == "primary"))
                 for p in promoted]
-    assert measured[-1][0] == "worse" and promoted[-1]["forced"] is True
+    assert measured[-1][0] == "worse" and promoted[-1]["detection_metadata"].get("forced") is True
     assert [(p.get_attribute("data-version"), float(p.get_attribute("data-value"))) for p in points.all()] == \
         [(a, pytest.approx(v, rel=1e-5)) for a, v in measured]
 

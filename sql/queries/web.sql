@@ -78,19 +78,19 @@ SELECT j.id, j.artifact_id, j.outcome, j.status, j.worker_id, j.requested_by, j.
  ORDER BY j.finished_at, j.id;
 
 -- name: web_lineage_promotions
--- Each promotion's recorded verdict (forced, actor), oldest first, with the
--- full metric table from its gate job: the event itself carries only the
--- author's release (docs/model_promotion_policy.md, section 14.2). A forced
--- promotion has no table of its own; the version's last gate verdict with one
--- (the rejection it overrode) says what it measured.
+-- Each promotion's recorded verdict (forced, actor), oldest first, with its
+-- metric table: from the promotion's gate job when the event names it (an
+-- event may carry only the author's release), else from the event itself; a
+-- forced promotion has neither, so the version's last gate verdict with a
+-- table (the rejection it overrode) says what it measured.
 SELECT w.target_artifact_id AS artifact_id, w.source_artifact_id, w.magnitude, w.created_at,
        w.detection_metadata,
        COALESCE(j.result->'metric_table', w.detection_metadata->'metric_table') AS metric_table,
-       (SELECT lj.result->'metric_table' FROM gate_jobs lj
-         WHERE lj.artifact_id = w.target_artifact_id AND lj.status = 'done'
-           AND jsonb_typeof(lj.result->'metric_table') = 'array'
-           AND jsonb_array_length(lj.result->'metric_table') > 0
-         ORDER BY lj.id DESC LIMIT 1) AS last_measured_table
+       (SELECT last.result->'metric_table' FROM gate_jobs last
+         WHERE last.artifact_id = w.target_artifact_id AND last.status = 'done'
+           AND jsonb_typeof(last.result->'metric_table') = 'array'
+           AND jsonb_array_length(last.result->'metric_table') > 0
+         ORDER BY last.id DESC LIMIT 1) AS last_measured_table
   FROM world_model_improvements w
   JOIN artifacts a ON a.id = w.target_artifact_id
   LEFT JOIN gate_jobs j ON j.id = (w.detection_metadata->>'job_id')::bigint
