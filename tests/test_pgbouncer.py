@@ -90,3 +90,77 @@ def test_migrate_through_a_transaction_pooler_is_refused_with_a_hint(settings, p
     # The check only reads: it works through the pooler.
     assert cli(pooled_settings, "migrate", "--check", env=pooled_env).returncode == 0
     assert cli(pooled_settings, "migrate", "--down-to", "0", "--yes", env=pooled_env).returncode == 1
+
+
+def test_a_pooler_nobody_configured_is_found_and_migrate_refuses_it(settings, pgbouncer, conn, start_daemon):
+    """MODEL_EVAL_GATE_POOLER left at none: the start-up pid gives the pooler away."""
+    from test_host_database import cli
+
+    unconfigured = settings.with_(dsn=pgbouncer.dsn(settings.dsn), pooler="none")
+    with db.connect(unconfigured, autocommit=True) as pooled:
+        assert db.behind_a_pooler(pooled)
+        assert pooled.prepare_threshold is None
+        for _ in range(20):
+            db.fetch_one(pooled, "round_trip")
+        assert pooled.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchone()["n"] == 0
+    with db.connect(settings, autocommit=False) as direct:
+        assert not db.behind_a_pooler(direct)
+        assert direct.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+    before = conn.execute("SELECT count(*) AS n FROM model_eval_gate_migrations").fetchone()["n"]
+    env = {"MODEL_EVAL_GATE_POOLER": "none"}
+    for args in (("migrate",), ("migrate", "--down-to", "0", "--yes")):
+        done = cli(unconfigured, *args, env=env)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        line = done.stderr.strip().splitlines()[-1]
+        assert "a connection pooler answers this connection" in line and "MODEL_EVAL_GATE_POOLER=none" in line
+        assert "MODEL_EVAL_GATE_POOLER=session" in line
+    assert conn.execute("SELECT count(*) AS n FROM model_eval_gate_migrations").fetchone()["n"] == before
+    assert cli(unconfigured, "migrate", "--check", env=env).returncode == 0
+
+    daemon = start_daemon("unconfigured", workers=1, settings=unconfigured, env={"POOLER": "none"})
+    assert "MODEL_EVAL_GATE_POOLER=transaction" in daemon.wait_for("pooler_detected")["hint"]
+    assert daemon.wait_for("ready")["listening"] is False
+
+
+def test_the_listen_probe_runs_again_after_each_reconnect(settings, pg_admin_dsn, conn, tmp_path, start_daemon):
+    """A session pooler switched to transaction mode under a running daemon: its next session probes and polls."""
+    from gate_world import World
+
+    bouncer = start_pgbouncer(pg_admin_dsn, pool_mode="session", pool_size=6)
+    try:
+        world = World(settings, conn, tmp_path, n=200)
+        promoted_root(world)
+        session_settings = settings.with_(dsn=bouncer.dsn(settings.dsn), pooler="session")
+        daemon = start_daemon("switched", workers=1, settings=session_settings, env={"POOLER": "session"})
+        assert daemon.wait_for("ready")["listening"] is True
+        assert len(daemon.matching("listen_proven")) == 1
+
+        bouncer.reload(pool_mode="transaction")
+        # Cut every server session of the test database: the daemon's
+        # connections through the pooler end, and it opens new ones.
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        reconnected = daemon.wait_for("reconnected", timeout=60)
+        assert reconnected["listening"] is False
+        assert "polling every" in daemon.wait_for("listen_unavailable")["consequence"]
+        assert len(daemon.matching("listen_proven")) == 1
+
+        # Polling, it still gates what is registered now.
+        write_model(settings, "after-switch", strength=0.9)
+        insert_candidate(conn, "after-switch", benchmark_id=world.benchmark.id, parent="root")
+        job = wait_decided(conn, "after-switch", timeout=90, daemons=[daemon])
+        assert job["outcome"] == "promote", job
+        assert daemon.proc.poll() is None, daemon.tail()
+    finally:
+        bouncer.stop()
+
+
+def test_a_reply_that_is_not_the_statements_closes_the_connection(settings, monkeypatch):
+    """What PgBouncer 1.18 once did here: a query that returns rows answered with "SET"."""
+    monkeypatch.setitem(db._all_queries(), "round_trip", "SET application_name = 'someone else'")
+    with db.connect(settings, autocommit=True) as conn:
+        with pytest.raises(db.RepliesOutOfStep, match="got the reply 'SET'") as caught:
+            db.fetch_one(conn, "round_trip")
+        assert conn.closed
+        assert db.is_connection_loss(caught.value)  # retried on a new connection, never the model's attempt

@@ -134,11 +134,7 @@ def cmd_migrate(args, settings: Settings) -> int:
             print("refusing to run down migrations without --yes: they drop the gate's tables and data "
                   "(never a host table or column the gate found)", file=sys.stderr)
             return EXIT_BAD_INPUT
-        if settings.pooler == "transaction":
-            print(f"error: refusing to run down migrations through a transaction pooler; hint: {migrate.POOLER_HINT}",
-                  file=sys.stderr)
-            return EXIT_FAILURE
-        reverted = migrate.downgrade(dsn, args.down_to)
+        reverted = migrate.downgrade(dsn, args.down_to, pooler_mode=settings.pooler)
         print("reverted: " + (", ".join(m.path.name for m in reverted) or "nothing"))
         return EXIT_OK
     applied = migrate.migrate(dsn, pooler_mode=settings.pooler)

@@ -70,12 +70,37 @@ def execute(conn: psycopg.Connection, name: str, params: Any = None) -> psycopg.
     return conn.execute(query(name), params)
 
 
+class RepliesOutOfStep(psycopg.InterfaceError):
+    """The reply to a statement was not its reply; the connection was closed.
+
+    Seen once through PgBouncer 1.18 in transaction mode: a query that
+    returns rows got the command status "SET" (PgBouncer's own SET, sent when
+    it hands a server connection to a client with another application_name),
+    and every later reply on that connection was one statement late. An
+    InterfaceError, so callers treat it as a lost connection: they open a
+    new one and try again, and a gate does not count it as the model's attempt.
+    """
+
+
+def out_of_step(conn: psycopg.Connection, name: str, reply: str | None) -> RepliesOutOfStep:
+    conn.close()
+    return RepliesOutOfStep(f"query {name} got the reply {reply!r}, not its rows: this connection is out of step "
+                            "with its server (through a pooler?), so it was closed")
+
+
+def _rows(conn: psycopg.Connection, name: str, params: Any) -> psycopg.Cursor:
+    cursor = execute(conn, name, params)
+    if cursor.description is None:  # every fetched query returns rows, perhaps none
+        raise out_of_step(conn, name, cursor.statusmessage)
+    return cursor
+
+
 def fetch_one(conn: psycopg.Connection, name: str, params: Any = None) -> dict | None:
-    return execute(conn, name, params).fetchone()
+    return _rows(conn, name, params).fetchone()
 
 
 def fetch_all(conn: psycopg.Connection, name: str, params: Any = None) -> list[dict]:
-    return execute(conn, name, params).fetchall()
+    return _rows(conn, name, params).fetchall()
 
 
 def resolve_dsn(settings: Settings) -> str:
@@ -120,10 +145,30 @@ def connect(
         connect_timeout=10,
         prepare_threshold=None if pooler not in (None, "none") else 5,
     )
+    if conn.prepare_threshold is not None and behind_a_pooler(conn):
+        # A pooler nobody configured (MODEL_EVAL_GATE_POOLER=none): prepared
+        # statements would collide on its shared server connections, so
+        # prepare nothing here either; the daemon and migrate say so.
+        conn.prepare_threshold = None
     # Stored JSON nested thousands deep must not raise RecursionError on read.
     set_json_loads(loads_from_database, conn)
     register_vector_if_present(conn)
     return conn
+
+
+def behind_a_pooler(conn: psycopg.Connection) -> bool:
+    """Whether something other than PostgreSQL answered this connection's start-up (PgBouncer, pgpool...).
+
+    libpq keeps the pid the server sent at start-up (BackendKeyData); a
+    pooler sends its own, random one, since the server session behind it
+    changes. So the two disagree behind a pooler, in every pooling mode, and
+    agree on a direct connection.
+    """
+    in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    server_pid = fetch_one(conn, "server_backend_pid")["pid"]
+    if not conn.autocommit and not in_transaction:
+        conn.rollback()  # leave the connection as we found it: outside a transaction
+    return server_pid != conn.info.backend_pid
 
 
 def register_vector_if_present(conn: psycopg.Connection) -> None:

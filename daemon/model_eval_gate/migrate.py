@@ -201,10 +201,24 @@ def check(dsn: str):
 
 
 def _refuse_pooler(conn: psycopg.Connection, pooler_mode: str | None) -> None:
+    """Refuse a pooler that cannot keep the migration's session advisory lock.
+
+    Three checks, the cheapest and surest first: the operator's setting; the
+    start-up pid against the server session's (a pooler of any mode hands out
+    a pid of its own), which finds a pooler nobody configured; and the lock
+    seen from two statements (a pooler that passed on the real pid).
+    MODEL_EVAL_GATE_POOLER=session says the pooler keeps one server session
+    per client, where the lock holds.
+    """
     if pooler_mode == "transaction":
         raise PoolerRefused("refusing to migrate through a transaction pooler (MODEL_EVAL_GATE_POOLER=transaction): "
                             "the migration lock is a session advisory lock, which such a pooler cannot keep; "
                             + POOLER_HINT)
+    if pooler_mode != "session" and db.behind_a_pooler(conn):
+        raise PoolerRefused("refusing to migrate: a connection pooler answers this connection (its start-up pid "
+                            "is not the server session's), and the migration lock is a session advisory lock "
+                            "that a transaction pooler cannot keep; " + POOLER_HINT
+                            + " (for a session pooler, MODEL_EVAL_GATE_POOLER=session)")
     first = db.fetch_one(conn, "session_probe")
     second = db.fetch_one(conn, "session_probe")
     if not (first["holds_advisory_lock"] and second["holds_advisory_lock"]) or first["pid"] != second["pid"]:
@@ -223,11 +237,11 @@ def migrate(dsn: str, migrations: list[Migration] | None = None, *, pooler_mode:
 
     migrations = discover() if migrations is None else migrations
     with _connect(dsn) as conn:
-        if pooler_mode == "transaction":
+        if pooler_mode == "transaction":  # before the lock, which would not be ours to release
             _refuse_pooler(conn, pooler_mode)
         _lock(conn)
         try:
-            _refuse_pooler(conn, None)
+            _refuse_pooler(conn, pooler_mode)
             with conn.transaction():
                 db.execute(conn, "read_only_transaction")
                 report = host_contract.inspect(conn)
@@ -310,7 +324,8 @@ def _after_migrations(conn: psycopg.Connection) -> None:
             db.fetch_one(conn, "setup_fingerprints")
 
 
-def downgrade(dsn: str, to_version: int, migrations: list[Migration] | None = None) -> list[Migration]:
+def downgrade(dsn: str, to_version: int, migrations: list[Migration] | None = None, *,
+              pooler_mode: str | None = None) -> list[Migration]:
     """Run documented down migrations above to_version, newest first.
 
     Never run automatically: an operator (or a test on a scratch database)
@@ -318,9 +333,11 @@ def downgrade(dsn: str, to_version: int, migrations: list[Migration] | None = No
     """
     migrations = discover() if migrations is None else migrations
     with _connect(dsn) as conn:
+        if pooler_mode == "transaction":
+            _refuse_pooler(conn, pooler_mode)
         _lock(conn)
         try:
-            _refuse_pooler(conn, None)
+            _refuse_pooler(conn, pooler_mode)
             applied = {s.version for s in status(conn, migrations) if s.state in ("applied", "changed")}
             reverted = []
             for migration in sorted(migrations, key=lambda m: m.version, reverse=True):
