@@ -37,6 +37,21 @@ class PgBouncer:
         path = self.directory / "pgbouncer.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def reload(self, *, pool_mode: str) -> None:
+        """Switch the pooling mode the way an operator does: edit the ini file, SIGHUP."""
+        import re
+        import signal
+
+        ini = self.directory / "pgbouncer.ini"
+        ini.write_text(re.sub(r"(?m)^pool_mode = .*$", f"pool_mode = {pool_mode}", ini.read_text()))
+        marker = len(self.log())
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "re-reading config" not in self.log()[marker:]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"pgbouncer did not log its reload:\n{self.log()[marker:]}")
+            time.sleep(0.05)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

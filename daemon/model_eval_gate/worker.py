@@ -85,6 +85,7 @@ NOTIFY_BATCH = 10_000
 # A connection-level failure: reconnect and carry on. Anything else raised by
 # a statement is that statement's problem.
 CONNECTION_ERRORS = (*db.TRANSIENT_ERRORS, psycopg.InterfaceError)
+CLAIMED_COLUMNS = frozenset({"id", "artifact_id", "reason", "requested_by", "attempt", "max_attempts", "parent_id"})
 
 
 def _one_line(exc: BaseException) -> str:
@@ -367,6 +368,12 @@ class Daemon:
 
     def _open_session(self, conn: psycopg.Connection) -> None:
         self._listening = False
+        if self.settings.pooler == "none" and not self._ready and db.behind_a_pooler(conn):
+            self.log.warning(
+                "pooler_detected", pooler_setting=self.settings.pooler,
+                consequence="a connection pooler answers the daemon's connections (their start-up pid is not the "
+                            "server session's): prepared statements are off for them, and LISTEN is probed",
+                hint="set MODEL_EVAL_GATE_POOLER=transaction (or session) to say so")
         if not self.settings.poll_only:
             with self._deadline(conn, "listen_gate_channel"):
                 db.execute(conn, "listen_gate_channel")
@@ -437,10 +444,12 @@ class Daemon:
             self.log.warning("listen_probe_failed", error=_one_line(exc),
                              consequence="polling this session; the next reconnect probes again")
             return False
-        deadline = time.monotonic() + LISTEN_PROBE_SECONDS
+        started = time.monotonic()
+        deadline = started + LISTEN_PROBE_SECONDS
         while (left := deadline - time.monotonic()) > 0:
             for notification in conn.notifies(timeout=left, stop_after=1):
                 if notification.payload == payload:
+                    self.log.info("listen_proven", seconds=round(time.monotonic() - started, 4))
                     return True
                 self._pending.append((notification.payload, notification.pid))
         self.log.warning(
@@ -636,11 +645,14 @@ class Daemon:
                 return None
         if self._stopping.is_set():
             return None
-        return db.fetch_one(slot.conn, "claim_next_job", {
+        row = db.fetch_one(slot.conn, "claim_next_job", {
             "worker_id": slot.worker_id, "lease_seconds": self.settings.lease_seconds,
             "max_attempts": self.settings.max_attempts,
             "capabilities": list(self.settings.worker_capabilities),
         })
+        if row is not None and not CLAIMED_COLUMNS <= row.keys():  # another statement's rows
+            raise db.out_of_step(slot.conn, "claim_next_job", f"rows with the columns {sorted(row)}")
+        return row
 
     def _run_job(self, slot: _WorkerSlot, row: dict, claimed_at: float) -> None:
         job = ClaimedJob(row["id"], row["artifact_id"], row["attempt"], slot.worker_id, row["reason"])
