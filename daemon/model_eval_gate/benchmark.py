@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from model_eval_gate import resources
+from model_eval_gate.statistics.design import DesignError, ResamplingDesign
 
 MANIFEST_NAME = "benchmark.json"
 INPUTS_DIR_NAME = "inputs"
@@ -130,6 +131,9 @@ class Benchmark:
     labels: np.ndarray | None
     split_hash: str
     manifest: dict[str, Any]
+    # Groups and strata the bootstrap resamples by (manifest `resampling`);
+    # None when the examples are resampled independently.
+    resampling_design: ResamplingDesign | None = None
 
     @property
     def n_examples(self) -> int | None:
@@ -169,14 +173,20 @@ def load_benchmark(path: os.PathLike[str] | str) -> Benchmark:
     labels_data = None
     example_ids: tuple[str, ...] | None = None
     labels: np.ndarray | None = None
+    design_data = None
+    design_columns: dict[str, list[str]] = {}
     if manifest is not None:
         problems.extend(_manifest_problems(manifest))
         labels_path = _resolve_labels_path(root, manifest, problems)
         # The bytes parsed here are the bytes hashed, so the hash and the
         # labels cannot disagree if the file changes meanwhile.
         labels_data = _read_labels_bytes(labels_path, manifest, problems)
+        design_data = _read_design_bytes(root, manifest, problems)
         if labels_data is not None and _labels_are_interpretable(manifest):
-            example_ids, labels = _read_labels(labels_data, manifest, problems)
+            example_ids, labels = _read_labels(labels_data, manifest, problems, design_columns)
+    design = None
+    if manifest is not None and not problems and _resampling(manifest):
+        design = _resampling_design(manifest, example_ids, labels, design_data, design_columns, problems)
     if problems or manifest is None:
         raise BenchmarkError(root, problems)
     assert inputs_entries is not None  # no problems, so inputs/ was scanned
@@ -204,8 +214,9 @@ def load_benchmark(path: os.PathLike[str] | str) -> Benchmark:
         labels_path=labels_path,
         example_ids=example_ids,
         labels=labels,
-        split_hash=_hash_split(inputs_entries, labels_data, manifest),
+        split_hash=_hash_split(inputs_entries, labels_data, manifest, design_data),
         manifest=json.loads(json.dumps(manifest)),
+        resampling_design=design,
     )
 
 
@@ -242,9 +253,10 @@ def split_hash(benchmark_dir: os.PathLike[str] | str) -> str:
         problems.extend(_manifest_problems(manifest))
         labels_path = _resolve_labels_path(root, manifest, problems)
         labels_data = _read_labels_bytes(labels_path, manifest, problems)
+        design_data = _read_design_bytes(root, manifest, problems)
     if problems or manifest is None or entries is None:
         raise BenchmarkError(root, problems)
-    return _hash_split(entries, labels_data, manifest)
+    return _hash_split(entries, labels_data, manifest, design_data)
 
 
 # ---------------------------------------------------------------------------
@@ -358,6 +370,22 @@ def _cross_field_problems(manifest: dict[str, Any]) -> list[str]:
                     f"{MANIFEST_NAME} $.guardrails: {metric!r} is the primary metric; "
                     "a guardrail must be a secondary metric"
                 )
+
+    resampling = manifest.get("resampling")
+    if isinstance(resampling, dict):
+        columns = [resampling.get(k) for k in ("group_column", "strata_column") if isinstance(resampling.get(k), str)]
+        if len(set(columns)) != len(columns):
+            problems.append(f"{MANIFEST_NAME} $.resampling: group_column and strata_column must differ")
+        if "file" in resampling and not columns:
+            problems.append(f"{MANIFEST_NAME} $.resampling.file: names a groups file but no group_column "
+                            "or strata_column to read from it")
+        if resampling.get("stratify_by_label") is True:
+            if self_scored or task != "binary":
+                problems.append(f"{MANIFEST_NAME} $.resampling.stratify_by_label: needs binary labels "
+                                "the gate scores (not a self-scored or non-binary benchmark)")
+            if "group_column" in resampling:
+                problems.append(f"{MANIFEST_NAME} $.resampling.stratify_by_label: a group holds both classes; "
+                                "with group_column, declare strata_column instead")
 
     if "classes" in manifest and task != "multiclass":
         problems.append(f"{MANIFEST_NAME} $.classes: only a multiclass benchmark has classes (task is {task!r})")
@@ -489,10 +517,14 @@ def _is_within(path: str, directory: str) -> bool:
 
 def _resolve_labels_path(root: Path, manifest: dict[str, Any], problems: list[str]) -> Path | None:
     """The labels file's absolute path, or None (absent when self-scored, or invalid)."""
-    relative = manifest.get("labels")
+    return _resolve_hidden_file(root, manifest.get("labels"), "$.labels", "labels file", problems)
+
+
+def _resolve_hidden_file(root: Path, relative: Any, key: str, noun: str, problems: list[str]) -> Path | None:
+    """A file models must never see: inside the benchmark directory, outside inputs/, no symlinks."""
     if not isinstance(relative, str) or not relative:
         return None  # the schema reports it when it is required
-    where = f"{MANIFEST_NAME} $.labels"
+    where = f"{MANIFEST_NAME} {key}"
     before = len(problems)
     posix = PurePosixPath(relative)
     if os.path.isabs(relative):
@@ -514,16 +546,16 @@ def _resolve_labels_path(root: Path, manifest: dict[str, Any], problems: list[st
     try:
         info = os.lstat(candidate)
     except FileNotFoundError:
-        problems.append(f"labels file {relative!r} is missing")
+        problems.append(f"{noun} {relative!r} is missing")
         return None
     if stat.S_ISLNK(info.st_mode):
-        problems.append(f"labels file {relative!r} is a symlink; benchmarks may not contain symlinks")
+        problems.append(f"{noun} {relative!r} is a symlink; benchmarks may not contain symlinks")
         return None
     if resolved != str(candidate):
-        problems.append(f"labels file {relative!r} is reached through a symlinked directory")
+        problems.append(f"{noun} {relative!r} is reached through a symlinked directory")
         return None
     if not stat.S_ISREG(info.st_mode):
-        problems.append(f"labels file {relative!r} is not a regular file")
+        problems.append(f"{noun} {relative!r} is not a regular file")
         return None
     return candidate
 
@@ -543,7 +575,7 @@ def _read_labels_bytes(path: Path | None, manifest: dict[str, Any], problems: li
 
 
 def _read_labels(
-    data: bytes, manifest: dict[str, Any], problems: list[str]
+    data: bytes, manifest: dict[str, Any], problems: list[str], design_columns: dict[str, list[str]] | None = None
 ) -> tuple[tuple[str, ...] | None, np.ndarray | None]:
     where = f"labels file {manifest.get('labels')!r}"
     self_scored = manifest.get("self_scored", False) is True
@@ -559,9 +591,11 @@ def _read_labels(
                 f"got {_header_text(table.header)}"
             )
             return None, None
-    elif table.header != [EXAMPLE_ID_COLUMN, LABEL_COLUMN]:
+    elif table.header[:2] != [EXAMPLE_ID_COLUMN, LABEL_COLUMN] or sorted(table.header[2:]) != sorted(
+            _labels_file_design_columns(manifest)):
+        extra = "".join(f",{column}" for column in _labels_file_design_columns(manifest))
         problems.append(
-            f"{where}: header must be '{EXAMPLE_ID_COLUMN},{LABEL_COLUMN}', got {_header_text(table.header)}"
+            f"{where}: header must be '{EXAMPLE_ID_COLUMN},{LABEL_COLUMN}{extra}', got {_header_text(table.header)}"
         )
         return None, None
     if table.bad_rows:
@@ -581,6 +615,10 @@ def _read_labels(
         return None, None
     if labels is not None:
         labels.setflags(write=False)
+    if design_columns is not None:
+        for column in _labels_file_design_columns(manifest):
+            if column in table.header:
+                design_columns[column] = table.columns[table.header.index(column)]
     return tuple(example_ids), labels
 
 
@@ -660,6 +698,95 @@ def _parse_labels(
 
 
 # ---------------------------------------------------------------------------
+# The resampling design (groups and strata; statistics/design.py)
+
+
+def _resampling(manifest: dict[str, Any]) -> dict[str, Any]:
+    value = manifest.get("resampling")
+    return value if isinstance(value, dict) else {}
+
+
+def _declared_design_columns(manifest: dict[str, Any]) -> list[str]:
+    resampling = _resampling(manifest)
+    return [resampling[key] for key in ("group_column", "strata_column") if isinstance(resampling.get(key), str)]
+
+
+def _labels_file_design_columns(manifest: dict[str, Any]) -> list[str]:
+    """Design columns the labels file carries (none when a separate design file is named)."""
+    return [] if _resampling(manifest).get("file") else _declared_design_columns(manifest)
+
+
+def _read_design_bytes(root: Path, manifest: dict[str, Any], problems: list[str]) -> bytes | None:
+    relative = _resampling(manifest).get("file")
+    if relative is None:
+        return None
+    path = _resolve_hidden_file(root, relative, "$.resampling.file", "groups file", problems)
+    if path is None:
+        return None
+    try:
+        return _read_regular_file_bytes(path)
+    except _FileProblem as exc:
+        problems.append(f"groups file {relative!r} {exc}")
+        return None
+
+
+def _resampling_design(manifest: dict[str, Any], example_ids: tuple[str, ...] | None, labels: np.ndarray | None,
+                       design_data: bytes | None, design_columns: dict[str, list[str]],
+                       problems: list[str]) -> ResamplingDesign | None:
+    resampling = _resampling(manifest)
+    group_column, strata_column = resampling.get("group_column"), resampling.get("strata_column")
+    if example_ids is None:
+        problems.append(f"{MANIFEST_NAME} $.resampling: the design needs a labels file listing the examples")
+        return None
+    if design_data is not None:
+        where = f"groups file {resampling['file']!r}"
+        table_problems: list[str] = []
+        table = read_csv_table(design_data, table_problems)
+        if table is None:
+            problems.extend(f"{where}: {p}" for p in table_problems)
+            return None
+        wanted = _declared_design_columns(manifest)
+        if table.header[:1] != [EXAMPLE_ID_COLUMN] or sorted(table.header[1:]) != sorted(wanted):
+            problems.append(f"{where}: header must be '{EXAMPLE_ID_COLUMN},{','.join(wanted)}', "
+                            f"got {_header_text(table.header)}")
+            return None
+        if table.bad_rows:
+            problems.append(f"{where}: {describe_bad_rows(table.bad_rows, len(table.header))}")
+            return None
+        ids = table.columns[0]
+        id_problems = example_id_problems(ids)
+        if id_problems:
+            problems.extend(f"{where}: {p}" for p in id_problems)
+            return None
+        if set(ids) != set(example_ids):
+            missing = [i for i in example_ids if i not in set(ids)]
+            unknown = [i for i in ids if i not in set(example_ids)]
+            parts = ([f"{len(missing)} labelled example(s) have no row: {_sample(missing)}"] if missing else []) + (
+                [f"{len(unknown)} row(s) name examples the labels file does not: {_sample(unknown)}"]
+                if unknown else [])
+            problems.append(f"{where}: {'; '.join(parts)}")
+            return None
+        position = {example_id: i for i, example_id in enumerate(ids)}
+        order = [position[example_id] for example_id in example_ids]
+        design_columns = {column: [table.columns[table.header.index(column)][i] for i in order] for column in wanted}
+    absent = [column for column in _declared_design_columns(manifest) if column not in design_columns]
+    if absent:
+        problems.append(f"labels file {manifest.get('labels')!r}: has no column {_sample(absent)} "
+                        f"(named in {MANIFEST_NAME} $.resampling)")
+        return None
+    try:
+        return ResamplingDesign.from_columns(
+            len(example_ids),
+            groups=design_columns.get(group_column) if group_column else None,
+            strata=design_columns.get(strata_column) if strata_column else None,
+            labels=labels, stratify_by_label=bool(resampling.get("stratify_by_label", False)),
+            group_label=group_column or "group")
+    except DesignError as exc:
+        problems.append(f"{MANIFEST_NAME} $.resampling: {exc}")
+        return None
+
+
+# ---------------------------------------------------------------------------
 # The split hash
 
 _HASH_PREAMBLE = b"model-eval-gate split-hash v1\n"
@@ -697,6 +824,7 @@ def _hash_split(
     inputs_entries: Iterable[tuple[bytes, bool, Path]],
     labels_data: bytes | None,
     manifest: dict[str, Any],
+    design_data: bytes | None = None,
 ) -> str:
     digest = hashlib.sha256(_HASH_PREAMBLE)
     interpretation = {
@@ -715,6 +843,10 @@ def _hash_split(
         _hash_record(digest, b"N", b"")
     else:
         _hash_record(digest, b"L", labels_data)
+    if design_data is not None:
+        # A separate groups file changes every interval: a recorded benchmark
+        # whose grouping changed on disk must be refused like changed labels.
+        _hash_record(digest, b"G", design_data)
     return digest.hexdigest()
 
 

@@ -609,6 +609,9 @@ class Verdict:
     duplicate_of: str | None = None
     error: str | None = None
     confidence: float = CONFIDENCE
+    # How the primary interval was made when not by the percentile bootstrap
+    # of independent examples: {"interval", "degrees_of_freedom", "resampled"}.
+    resampling: Mapping[str, Any] | None = None
 
     @property
     def promotes(self) -> bool:
@@ -634,6 +637,7 @@ class Verdict:
             "n_resamples": self.n_resamples,
             "duplicate_of": self.duplicate_of,
             "error": self.error,
+            "resampling": None if self.resampling is None else dict(self.resampling),
         }
 
 
@@ -895,9 +899,25 @@ def decide(
         return replace(_decide_root(policy, candidate_scores), confidence=confidence)
     if comparisons is None:
         raise DecisionInputError("comparisons (candidate vs parent) are required for a version with a parent")
-    return replace(_decide_against_parent(
+    verdict = _decide_against_parent(
         policy, comparisons, tradeoff_justification, evidence, baseline_comparisons, baseline_version_id
-    ), confidence=confidence)
+    )
+    return replace(_with_resampling_note(verdict, comparisons[policy.primary_metric]), confidence=confidence)
+
+
+def _with_resampling_note(verdict: Verdict, primary: BootstrapResult) -> Verdict:
+    """Say in the verdict how the interval was made when it was not the plain percentile bootstrap."""
+    if primary.interval == "percentile" and primary.resampled == "examples":
+        return verdict
+    note = f"Resamples drew {primary.resampled}"
+    if primary.interval == "few_groups_t":
+        note += (f"; with so few groups the interval is a t interval on {primary.degrees_of_freedom} degrees of "
+                 f"freedom, not a percentile interval")
+    elif primary.interval != "percentile":
+        note += f"; the interval is {primary.interval}"
+    resampling = {"interval": primary.interval, "degrees_of_freedom": primary.degrees_of_freedom,
+                  "resampled": primary.resampled}
+    return replace(verdict, reason=f"{verdict.reason} {note}.", resampling=resampling)
 
 
 def _decide_error(policy: BenchmarkPolicy | None, error: str, error_code: ReasonCode | str) -> Verdict:

@@ -155,6 +155,12 @@ class BootstrapResult:
     n_valid: int  # resamples where the metric was defined for both models
     seed: int
     confidence: float
+    # How the interval was made (statistics/): "percentile" (this module),
+    # "few_groups_t" (a cluster bootstrap over too few groups for
+    # percentiles, on degrees_of_freedom), "bca"; and what a resample drew.
+    interval: str = "percentile"
+    degrees_of_freedom: int | None = None
+    resampled: str = "examples"
 
     def oriented(self) -> OrientedDelta:
         """delta, interval and relative delta with positive meaning "candidate better"."""
@@ -179,6 +185,9 @@ class BootstrapResult:
             "n_valid": self.n_valid,
             "seed": self.seed,
             "confidence": self.confidence,
+            "interval": self.interval,
+            "degrees_of_freedom": self.degrees_of_freedom,
+            "resampled": self.resampled,
         }
 
 
@@ -1198,6 +1207,14 @@ def paired_bootstrap_many(task: str, metric_names: Sequence[str], y_true: Any, c
                 confidence=confidence, chunk_size=chunk_size)
 
 
+def _run_inputs_checked(task: str, metrics: Sequence[Metric], y_true, candidate, parent, *, n_resamples: int,
+                        seed: int, confidence: float) -> None:
+    """The checks _run applies before resampling, for callers that resample elsewhere."""
+    _validated_run_settings(n_resamples, seed, confidence, None)
+    _validated_inputs(task, metrics, y_true, candidate, "candidate predictions")
+    _validated_inputs(task, metrics, y_true, parent, "parent predictions")
+
+
 def derive_seed(candidate_id: str, parent_id: str | None) -> int:
     """Bootstrap seed for a (candidate, parent) pair: SHA-256 based, in [0, 2**63).
 
@@ -1264,6 +1281,15 @@ def compare_on_benchmark(benchmark: Any, candidate_predictions: Any, parent_pred
         if task == "self_scored" and np.ndim(candidate_predictions) == 2:
             candidate_predictions = np.asarray(candidate_predictions)[:, keep]
             parent_predictions = np.asarray(parent_predictions)[:, keep]
+    design = getattr(benchmark, "resampling_design", None)
+    if design is not None and not design.is_independent:
+        # Groups or strata: the resamples are drawn by statistics/resampling.py.
+        from model_eval_gate.statistics.resampling import paired_design_bootstrap
+
+        _run_inputs_checked(task, metrics, benchmark.labels, candidate_predictions, parent_predictions,
+                            n_resamples=n_resamples, seed=seed, confidence=confidence)
+        return paired_design_bootstrap(task, metrics, benchmark.labels, candidate_predictions, parent_predictions,
+                                       design, n_resamples=n_resamples, seed=seed, confidence=confidence)
     return _run(task, metrics, benchmark.labels, candidate_predictions, parent_predictions,
                 n_resamples=n_resamples, seed=seed, confidence=confidence, chunk_size=None)
 

@@ -3,4 +3,15 @@
 * compiled_bootstrap.py  stats.py's paired bootstrap over independent
                          examples, compiled (numba) and run on every core;
                          bit-identical to stats.py's numpy path.
+* design.py              how a benchmark's examples may be resampled: groups
+                         (clusters of dependent examples), strata, label classes.
+* resampling.py          the paired bootstrap under such a design, one
+                         BootstrapResult per metric, the same type stats.py returns.
+* intervals.py           the intervals those resamples feed: percentile, the
+                         few-groups t interval, BCa.
+* delong.py              DeLong's paired AUROC test (Sun & Xu 2014).
+* power.py               minimum detectable effects and standard errors.
+
+stats.py calls the design-aware modules only through its benchmark adapter
+(a benchmark that declares a design, or has few examples of one class).
 """

@@ -1,0 +1,85 @@
+"""Long simulations behind the statistical rules of docs/model_promotion_policy.md.
+
+Each subcommand prints rates with their Monte Carlo standard error
+(sqrt(p(1-p)/R)); the suite runs a small version of each
+(tests/test_statistics_*.py).  Fixed seeds: the same command prints the same
+figures.
+
+    python benchmarks/sim_statistics.py clustered [--replicates 10000]
+
+Run from the checkout root with the package installed (or PYTHONPATH=daemon).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from types import SimpleNamespace
+
+import numpy as np
+
+from model_eval_gate import stats
+from model_eval_gate.statistics.design import ResamplingDesign
+
+
+def rate_text(hits: int, replicates: int) -> str:
+    p = hits / replicates
+    return f"{p:6.2%} ± {math.sqrt(p * (1 - p) / replicates):.2%}"
+
+
+# ------------------------------------------------------------------ clustered
+
+
+def clustered_binormal(rng, n_clusters, per_cluster, interaction, separation=1.0):
+    """The suite's null: the models swap a per-cluster advantage by a fair coin (equal population AUROC)."""
+    n = n_clusters * per_cluster
+    y = (rng.random(n) < 0.5).astype(np.float64)
+    cluster = np.repeat(np.arange(n_clusters), per_cluster)
+    advantage = interaction * rng.choice([-1.0, 1.0], n_clusters)[cluster]
+    offset = rng.normal(0.0, 0.5, n_clusters)[cluster]
+    shared = rng.normal(0.0, 1.0, n)
+    candidate = y * (separation + advantage) + offset + 0.6 * shared + rng.normal(0.0, 0.8, n)
+    parent = y * (separation - advantage) + offset + 0.6 * shared + rng.normal(0.0, 0.8, n)
+    return y, cluster, candidate, parent
+
+
+def clustered(args) -> None:
+    print("null false-promotion rate (one-sided, nominal 2.5%): AUROC, models swap a per-cluster advantage")
+    print(f"{'clusters':>8} {'per':>5} {'interaction':>11} {'example bootstrap':>20} {'cluster bootstrap':>20} interval")
+    auroc = stats.metric_for("binary", "auroc")
+    for n_clusters, per_cluster, interaction in ((20, 100, 0.45), (20, 100, 0.2), (10, 100, 0.45),
+                                                 (50, 40, 0.45), (240, 9, 0.45)):
+        rng = np.random.default_rng(1000 + n_clusters)
+        by_cluster = by_example = 0
+        example_replicates = max(1, args.replicates // 10)
+        started = time.perf_counter()
+        interval = ""
+        for replicate in range(args.replicates):
+            y, cluster, candidate, parent = clustered_binormal(rng, n_clusters, per_cluster, interaction)
+            benchmark = SimpleNamespace(task="binary", self_scored=False, metrics=("auroc",), labels=y,
+                                        higher_is_better={"auroc": True},
+                                        resampling_design=ResamplingDesign.from_columns(y.size, groups=cluster))
+            result = stats.compare_on_benchmark(benchmark, candidate, parent, n_resamples=1000, seed=replicate)
+            by_cluster += result["auroc"].ci_low > 0
+            interval = result["auroc"].interval
+            if replicate < example_replicates:
+                by_example += stats.paired_bootstrap(auroc, y, candidate, parent, n_resamples=1000,
+                                                     seed=replicate).ci_low > 0
+        print(f"{n_clusters:>8} {per_cluster:>5} {interaction:>11} {rate_text(by_example, example_replicates):>20} "
+              f"{rate_text(by_cluster, args.replicates):>20} {interval} "
+              f"({time.perf_counter() - started:.0f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, function, replicates in (("clustered", clustered, 10000),):
+        command = sub.add_parser(name)
+        command.add_argument("--replicates", type=int, default=replicates)
+        command.set_defaults(function=function)
+    args = parser.parse_args()
+    args.function(args)
+
+
+if __name__ == "__main__":
+    main()
