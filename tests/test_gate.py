@@ -226,3 +226,26 @@ def test_force_promote_needs_a_human_and_is_recorded(world):
                               "AND status = 'ok'").fetchone()
     assert call["arguments"]["actor"] == "Dr. Ada Lovelace"
     assert_lineage_invariants(world.conn)
+
+
+def test_a_forced_promotion_never_becomes_the_biocreep_anchor(world):
+    """root -> good (improved) -> weak (forced) -> cheap (tradeoff, about as good as weak): the anchor stays good.
+
+    Before, the anchor was the lineage's latest promotion without a tradeoff,
+    and a forced one counted: weak became the anchor and cheap, far below
+    good, was promoted with a tradeoff.
+    """
+    world.model("good", strength=0.95, parent="root")
+    assert run_eval_gate("good", settings=world.settings)["reason_code"] == "improved"
+    world.model("weak", strength=0.45, parent="good")
+    assert run_eval_gate("weak", settings=world.settings)["outcome"] == "reject"
+    force_promote("weak", "Dr. Ada Lovelace", "needed for a site audit", settings=world.settings)
+    world.model("cheap", strength=0.44, parent="weak", parameter_count=400,
+                tradeoff_justification={"param_count": "-50%"})
+    result = run_eval_gate("cheap", settings=world.settings)
+    assert result["biocreep_anchor"]["version_id"] == "good"
+    assert [p["version_id"] for p in result["biocreep_anchor"]["plain_promotions"]] == ["good", "root"]
+    assert result["reason_code"] == "cumulative_inferiority", result["reason"]
+    assert result["compared_with_baseline"]["version_id"] == "good"
+    assert world.row("weak")["is_latest"] == 1
+    assert_lineage_invariants(world.conn)

@@ -843,6 +843,31 @@ def _verdict(code: ReasonCode, reason: str, **fields: Any) -> Verdict:
 
 
 # --------------------------------------------------------------------------
+# The biocreep anchor
+# --------------------------------------------------------------------------
+
+
+def biocreep_anchor(plain_promotions: Any, higher_is_better: bool) -> str | None:
+    """The version the biocreep guard compares a tradeoff candidate with (policy section 7).
+
+    `plain_promotions` is (version_id, primary point estimate on this
+    benchmark) for every promotion of the lineage that needed no tradeoff and
+    was not forced, newest first. The anchor is the best of them, the newest
+    among equals: anchoring on the latest one instead lets alternating
+    tradeoffs and small real gains walk the lineage down a margin at a time.
+    None when there is none (a lineage backfilled without such promotions).
+    """
+    best_id, best_score = None, None
+    for version_id, score in plain_promotions:
+        if not _is_number(score) or not math.isfinite(score):
+            continue
+        better = best_score is None or (score > best_score if higher_is_better else score < best_score)
+        if better:
+            best_id, best_score = version_id, score
+    return best_id
+
+
+# --------------------------------------------------------------------------
 # decide
 # --------------------------------------------------------------------------
 
@@ -871,8 +896,9 @@ def decide(
 
     error short-circuits everything else. Otherwise a root version needs
     candidate_scores and a non-root version needs comparisons (candidate vs
-    parent). baseline_comparisons is the candidate vs the lineage's last
-    promotion that needed no tradeoff; None means that baseline is the parent.
+    parent). baseline_comparisons is the candidate vs the biocreep anchor
+    (biocreep_anchor: the lineage's best promotion that needed no tradeoff
+    and was not forced); None means that anchor is the parent.
     Raises DecisionInputError for inputs that break this contract.
     """
     if not _is_number(confidence) or not 0.0 < confidence < 1.0:
@@ -1146,7 +1172,7 @@ def _tradeoff_failures(
         failures.append(
             (
                 ReasonCode.CUMULATIVE_INFERIORITY,
-                f"Against baseline version {baseline.version_id or '(unnamed)'}, the lineage's last promotion "
+                f"Against baseline version {baseline.version_id or '(unnamed)'}, the lineage's best promotion "
                 f"without a tradeoff, {primary.metric} delta is {baseline.delta:+.4g} "
                 f"({level_text(primary.confidence)} CI [{baseline.ci_low:+.4g}, {baseline.ci_high:+.4g}]): the cumulative "
                 f"loss may reach {-baseline.oriented_ci_low:.4g}, more than the non-inferiority margin "

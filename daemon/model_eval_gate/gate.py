@@ -187,6 +187,35 @@ def _flag_near_duplicates(conn: psycopg.Connection, result: dict, candidate_id: 
         result["near_duplicates"] = near
 
 
+def _biocreep_anchor(conn: psycopg.Connection, settings: Settings, benchmark: Benchmark, candidate: dict,
+                     parent_id: str, parent_eval: Evaluation, result: dict, *, store: bool,
+                     cancel) -> tuple[str | None, Evaluation | None]:
+    """The lineage's best plain promotion on this benchmark (decision.biocreep_anchor) and its evaluation.
+
+    Every plain, unforced promotion is scored on the split (evaluations come
+    from the cache after the first time); one that cannot be evaluated fails
+    the gate rather than being skipped, since skipping could drop the anchor.
+    """
+    rows = db.fetch_all(conn, "plain_promotions_in_lineage", {"lineage_id": candidate["lineage_id"]})
+    evaluations: dict[str, Evaluation] = {parent_id: parent_eval}
+    scored = []
+    for row in rows:
+        version_id = row["artifact_id"]
+        if version_id == candidate["id"]:
+            continue
+        if version_id not in evaluations:
+            evaluations[version_id] = evaluate(conn, settings, version_id, benchmark, store=store, cancel=cancel)
+        try:
+            score = stats.scores_on_benchmark(benchmark, evaluations[version_id].predictions)[benchmark.primary_metric]
+        except stats.MetricUndefined:
+            continue
+        scored.append((version_id, score))
+    anchor = decision.biocreep_anchor(scored, bool(benchmark.higher_is_better[benchmark.primary_metric]))
+    result["biocreep_anchor"] = {"version_id": anchor, "plain_promotions": [
+        {"version_id": version_id, benchmark.primary_metric: score} for version_id, score in scored]}
+    return anchor, evaluations.get(anchor) if anchor is not None else None
+
+
 def _policy(benchmark: Benchmark) -> decision.BenchmarkPolicy:
     return decision.BenchmarkPolicy.from_manifest(benchmark.manifest, benchmark.higher_is_better)
 
@@ -390,10 +419,10 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         justification = (candidate["metadata"] or {}).get("tradeoff_justification")
         baseline_comparisons = baseline_id = None
         if justification and not identical:
-            baseline = db.fetch_one(conn, "last_plain_promotion_in_lineage", {"lineage_id": candidate["lineage_id"]})
-            if baseline and baseline["artifact_id"] not in (compared_against, candidate_id):
-                baseline_id = baseline["artifact_id"]
-                base_eval = evaluate(conn, settings, baseline_id, benchmark, store=store, cancel=cancel)
+            anchor_id, base_eval = _biocreep_anchor(conn, settings, benchmark, candidate, compared_against,
+                                                    parent_eval, result, store=store, cancel=cancel)
+            if anchor_id is not None and anchor_id not in (compared_against, candidate_id):
+                baseline_id = anchor_id
                 baseline_comparisons = _compare(
                     benchmark, cand_eval, base_eval, n_resamples=n_resamples, undefined={}, confidence=confidence,
                     seed=stats.derive_split_seed(benchmark.split_hash, base_eval.predictions))

@@ -13,17 +13,21 @@ SELECT a.id, a.metadata::jsonb AS metadata, mv.benchmark_id, mv.promotion_state
   FROM artifacts a LEFT JOIN model_versions mv ON mv.artifact_id = a.id
  WHERE a.lineage_id = %(lineage_id)s AND a.artifact_type = 'model' AND a.is_latest = 1;
 
--- name: last_plain_promotion_in_lineage
--- The lineage's most recent promotion that needed no tradeoff: the anchor of
--- the cumulative non-inferiority ("biocreep") guard.
+-- name: plain_promotions_in_lineage
+-- Every promotion of the lineage that needed no tradeoff and was not forced,
+-- newest first: the candidates for the biocreep anchor (the best of them on
+-- the benchmark; decision.biocreep_anchor). A forced promotion is a human
+-- override, not evidence that a version was good, so it never anchors.
+-- Host columns are read through casts (store/host_contract.py).
 SELECT w.target_artifact_id AS artifact_id, a.metadata::jsonb AS metadata
   FROM world_model_improvements w
   JOIN artifacts a ON a.id = w.target_artifact_id
  WHERE w.event_type = 'model_version_promoted'
    AND a.lineage_id = %(lineage_id)s
    AND COALESCE(w.detection_metadata::jsonb->>'outcome', 'promote') = 'promote'
- ORDER BY w.created_at::timestamptz DESC NULLS LAST, w.id DESC
- LIMIT 1;
+   AND COALESCE(w.detection_metadata::jsonb->>'forced', 'false') <> 'true'
+   AND COALESCE(w.detection_metadata::jsonb->>'reason_code', '') <> 'forced_promotion'
+ ORDER BY w.created_at::timestamptz DESC NULLS LAST, w.id DESC;
 
 -- name: benchmark_row
 SELECT id, title, task, primary_metric, manifest::jsonb AS manifest, path, split_hash FROM benchmarks WHERE id = %(id)s;
