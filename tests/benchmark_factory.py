@@ -23,6 +23,8 @@ features, so a model that uses it scores better than one that does not:
     multiclass  label = classes[argmax_k(x_k + 0.5*noise_k)]  (every class forced present if n >= K)
 
 Defaults: binary primary auroc, metrics (auroc, log_loss, accuracy);
+a primary metric off the 0..1 scale (rmse, log_loss, self-scored) gets
+non_inferiority_margin 0.05 unless one is given;
 multiclass primary accuracy, metrics (accuracy, log_loss), classes
 ("cat", "dog", "bird"); regression primary rmse, metrics (rmse, mae);
 self-scored primary "score", metrics ("score",), higher_is_better {"score": True}.
@@ -50,6 +52,10 @@ DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     "regression": ("rmse", "mae"),
 }
 SELF_SCORED_METRIC = "score"
+# Primary metrics on a 0..1 scale get the policy's default margin; any other
+# gets this one unless the caller names a margin (decision.UNIT_SCALE_METRICS).
+UNIT_SCALE_METRICS = ("auroc", "average_precision", "accuracy")
+DEFAULT_OFF_SCALE_MARGIN = 0.05
 FEATURES_FILE = "features.csv"
 
 _UNSET: Any = object()
@@ -136,6 +142,9 @@ def make_benchmark(
         manifest["guardrails"] = dict(guardrails)
     if non_inferiority_margin is not None:
         manifest["non_inferiority_margin"] = non_inferiority_margin
+    elif manifest["primary_metric"] not in UNIT_SCALE_METRICS:
+        # Registration refuses a primary metric off the 0..1 scale without a declared margin.
+        manifest["non_inferiority_margin"] = DEFAULT_OFF_SCALE_MARGIN
     if floor is not None:
         manifest["floor"] = floor
     for key, value in (manifest_overrides or {}).items():

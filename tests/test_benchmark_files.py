@@ -510,7 +510,7 @@ def test_split_hash_covers_how_labels_are_read(tmp_path):
 
     binary_dir = make_benchmark(tmp_path, task="binary", n=20)
     as_binary = split_hash(binary_dir)
-    edit_manifest(binary_dir, task="regression", primary_metric="rmse", metrics=["rmse"])
+    edit_manifest(binary_dir, task="regression", primary_metric="rmse", metrics=["rmse"], non_inferiority_margin=0.1)
     assert split_hash(binary_dir) != as_binary
 
 
@@ -567,3 +567,17 @@ def test_csv_reader_agrees_with_the_csv_module(rows, quoting, line_end):
     assert table.bad_rows == expected_bad
     if not expected_bad:
         assert table.columns == [[row[j] for row in expected[1:]] for j in range(width)]
+
+
+@pytest.mark.parametrize("task, primary", [("regression", "rmse"), ("binary", "log_loss"), ("binary", "brier")])
+def test_a_primary_metric_off_the_unit_scale_needs_a_declared_margin(tmp_path, task, primary):
+    bench_dir = make_benchmark(tmp_path, task=task, n=20, primary_metric=primary,
+                               metrics=[primary], manifest_overrides={"non_inferiority_margin": None})
+    with pytest.raises(BenchmarkError, match=rf"non_inferiority_margin: required for primary metric '{primary}'"):
+        load_benchmark(bench_dir)
+    edit_manifest(bench_dir, non_inferiority_margin=0.05)
+    assert load_benchmark(bench_dir).non_inferiority_margin == 0.05
+
+
+def test_a_unit_scale_primary_metric_may_use_the_default_margin(tmp_path):
+    assert load_benchmark(make_benchmark(tmp_path, n=20)).non_inferiority_margin is None

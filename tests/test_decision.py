@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from model_eval_gate import decision
 from model_eval_gate.decision import (
     CLAIM_TOLERANCE,
     CONFIDENCE,
@@ -179,6 +180,7 @@ class TestBenchmarkPolicy:
                 "non_inferiority_margin": 0.05,
                 "floor": 5.0,
                 "guardrails": {"mae": 0.1},
+                "magnitude_unit": 0.2,
             },
             {"rmse": False, "mae": False},
         )
@@ -188,6 +190,7 @@ class TestBenchmarkPolicy:
             "non_inferiority_margin": 0.05,
             "floor": 5.0,
             "guardrails": {"mae": 0.1},
+            "magnitude_unit": 0.2,
         }
 
     def test_from_manifest_defaults(self):
@@ -384,34 +387,62 @@ class TestAssessTradeoff:
 
 class TestMagnitude:
     @pytest.mark.parametrize(
-        "relative, bucket",
+        "low, high, bucket",
         [
-            (0.0, "negligible"),
-            (0.0099, "negligible"),
-            (0.01, "small"),
-            (0.0499, "small"),
-            (0.05, "moderate"),
-            (0.1499, "moderate"),
-            (0.15, "large"),
-            (7.0, "large"),
-            (-0.02, "small"),
-            (-0.2, "large"),
+            (-0.01, 0.03, "negligible"),  # the interval contains zero: nothing is sure
+            (0.0, 0.03, "negligible"),
+            (0.0049, 0.03, "negligible"),
+            (0.005, 0.03, "small"),
+            (0.0199, 0.03, "small"),
+            (0.02, 0.03, "moderate"),
+            (0.0499, 0.06, "moderate"),
+            (0.05, 0.09, "large"),
+            (-0.03, -0.02, "moderate"),  # a regression is sized by its end nearest zero
+            (-0.3, -0.06, "large"),
         ],
     )
-    def test_buckets(self, relative, bucket):
-        assert magnitude_bucket(relative, delta=relative) == bucket
+    def test_buckets_in_units_of_the_margin(self, low, high, bucket):
+        assert magnitude_bucket(low, high, 0.01) == bucket
 
-    def test_parent_zero_and_no_change_is_negligible(self):
-        assert magnitude_bucket(None, delta=0.0) == "negligible"
+    def test_the_parameterisation_does_not_matter(self):
+        # accuracy 0.98 -> 0.99 and error 0.02 -> 0.01 are the same change.
+        accuracy = decide(policy=BenchmarkPolicy("accuracy", {"accuracy": True}),
+                          comparisons={"accuracy": result("accuracy", 0.99, 0.98, 0.006, 0.014)})
+        error = decide(policy=BenchmarkPolicy("error", {"error": False}),
+                       comparisons={"error": result("error", 0.01, 0.02, -0.014, -0.006, higher_is_better=False)})
+        assert accuracy.magnitude == error.magnitude == "small"
 
-    @pytest.mark.parametrize("relative", [None, float("nan"), float("inf")])
-    def test_parent_zero_with_change_is_undefined(self, relative):
-        assert magnitude_bucket(relative, delta=0.1) == MAGNITUDE_UNDEFINED
+    def test_a_declared_magnitude_unit_replaces_the_margin(self):
+        policy = BenchmarkPolicy("rmse", {"rmse": False}, non_inferiority_margin=0.05, magnitude_unit=0.5)
+        verdict = decide(policy=policy, comparisons={"rmse": result("rmse", 4.05, 4.20, -0.23, -0.07,
+                                                                    higher_is_better=False)})
+        assert verdict.magnitude == "negligible"  # 0.07 is 0.14 units of 0.5
+
+    def test_a_zero_unit_leaves_a_sure_change_undefined(self):
+        assert magnitude_bucket(0.01, 0.02, 0.0) == MAGNITUDE_UNDEFINED
+        assert magnitude_bucket(-0.01, 0.02, 0.0) == "negligible"
 
     def test_buckets_are_ordered_and_end_unbounded(self):
         bounds = [upper for _, upper in MAGNITUDE_BUCKETS]
         assert bounds[-1] is None
         assert bounds[:-1] == sorted(bounds[:-1])
+
+
+class TestResampleFloor:
+    def test_a_binding_verdict_refuses_fewer_than_1000_resamples(self):
+        few = with_guardrail(auroc(0.834, 0.812, 0.009, 0.035, n_resamples=10),
+                             result("ece", 0.043, 0.041, -0.004, 0.008, higher_is_better=False, n_resamples=10))
+        verdict = decide(policy=AUROC_POLICY, comparisons=few)
+        assert verdict.outcome is Outcome.ERROR and verdict.reason_code is R.TOO_FEW_RESAMPLES
+        assert "10 bootstrap resamples" in verdict.reason and "1000" in verdict.reason
+
+    def test_a_quick_check_is_labelled_advisory(self):
+        few = with_guardrail(auroc(0.834, 0.812, 0.009, 0.035, n_resamples=100),
+                             result("ece", 0.043, 0.041, -0.004, 0.008, higher_is_better=False, n_resamples=100))
+        verdict = decide(policy=AUROC_POLICY, comparisons=few, advisory=True)
+        assert verdict.reason_code is R.IMPROVED and verdict.advisory
+        assert json_round_trip(verdict)["advisory"] is True
+        assert decide(policy=AUROC_POLICY, comparisons=with_guardrail(IMPROVED)).advisory is False
 
 
 # ---------------------------------------------------------------- errors
@@ -670,15 +701,15 @@ class TestImprovement:
         assert verdict.reason_code is R.IMPROVED and verdict.tradeoff is None
 
     def test_records_seed_and_resample_count(self):
-        primary = auroc(0.834, 0.812, 0.009, 0.035, seed=99, n_resamples=100)
-        ece = result("ece", 0.043, 0.041, -0.004, 0.008, higher_is_better=False, seed=99, n_resamples=100)
+        primary = auroc(0.834, 0.812, 0.009, 0.035, seed=99, n_resamples=2000)
+        ece = result("ece", 0.043, 0.041, -0.004, 0.008, higher_is_better=False, seed=99, n_resamples=2000)
         doc = json_round_trip(decide(policy=AUROC_POLICY, comparisons=with_guardrail(primary, ece)))
-        assert (doc["seed"], doc["n_resamples"], doc["confidence"]) == (99, 100, CONFIDENCE)
+        assert (doc["seed"], doc["n_resamples"], doc["confidence"]) == (99, 2000, CONFIDENCE)
 
     def test_parent_scoring_zero(self):
         policy = BenchmarkPolicy("hit_rate", {"hit_rate": True})
         verdict = decide(policy=policy, comparisons={"hit_rate": result("hit_rate", 0.1, 0.0, 0.04, 0.16)})
-        assert verdict.reason_code is R.IMPROVED and verdict.magnitude == MAGNITUDE_UNDEFINED
+        assert verdict.reason_code is R.IMPROVED and verdict.magnitude == "moderate"  # 0.04 = 4 margins
         assert "parent scored 0" in verdict.reason
         assert json_round_trip(verdict)["metric_table"][0]["relative_delta"] is None
 
@@ -1230,3 +1261,16 @@ def test_a_wider_margin_never_turns_a_promotion_into_a_rejection(kw, extra):
     )
     if decide(**kw).promotes:
         assert decide(**{**kw, "policy": wider}).promotes
+
+
+# ---------------------------------------------------------------- the binding resample count in settings
+
+
+def test_settings_refuse_fewer_binding_resamples_than_the_policy_floor():
+    from model_eval_gate import config
+
+    assert config.MIN_BINDING_RESAMPLES == decision.MIN_BINDING_RESAMPLES
+    with pytest.raises(config.ConfigError, match="N_RESAMPLES=10 is below 1000"):
+        config.Settings.from_env({"MODEL_EVAL_GATE_N_RESAMPLES": "10"})
+    quick = config.Settings.from_env({"MODEL_EVAL_GATE_QUICK_RESAMPLES": "50"})
+    assert (quick.n_resamples, quick.quick_resamples) == (1000, 50)

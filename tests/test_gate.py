@@ -177,7 +177,7 @@ def test_the_parent_evaluation_is_cached_and_reused(world):
 
 def test_applying_the_same_verdict_twice_changes_nothing(world):
     world.model("twice", strength=0.95, parent="root")
-    result = evaluate_and_decide(world.conn, world.settings, "twice", n_resamples=200, store=True)
+    result = evaluate_and_decide(world.conn, world.settings, "twice", n_resamples=1000, store=True)
     assert apply_result(world.conn, result, None) is True
     before = world.snapshot()
     assert apply_result(world.conn, result, None) is False
@@ -188,7 +188,7 @@ def test_applying_the_same_verdict_twice_changes_nothing(world):
 def test_a_sibling_that_won_meanwhile_makes_the_candidate_compare_with_the_new_head(world):
     world.model("sibling-a", strength=0.95, parent="root")
     world.model("sibling-b", strength=0.96, parent="root")
-    stale = evaluate_and_decide(world.conn, world.settings, "sibling-b", n_resamples=200, store=True)
+    stale = evaluate_and_decide(world.conn, world.settings, "sibling-b", n_resamples=1000, store=True)
     assert stale["compared_against"] == "root"
     assert run_eval_gate("sibling-a", settings=world.settings)["outcome"] == "promote"
     with pytest.raises(HeadMoved):

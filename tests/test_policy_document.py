@@ -100,8 +100,8 @@ def test_magnitude_table_matches_buckets(document):
     assert [row[0] for row in rows] == [name for name, _ in MAGNITUDE_BUCKETS]
     bounds = [upper for _, upper in MAGNITUDE_BUCKETS if upper is not None]
     for (name, _), row in zip(MAGNITUDE_BUCKETS, rows):
-        percents = [float(p) / 100 for p in re.findall(r"(\d+(?:\.\d+)?)%", row[1])]
-        assert percents and all(p in bounds for p in percents), f"bucket {name}: {row[1]!r}"
+        units = [float(u) for u in re.findall(r"(\d+(?:\.\d+)?)\u00d7", row[1])]
+        assert units and all(u in bounds for u in units), f"bucket {name}: {row[1]!r}"
 
 
 def test_claim_syntax_table_matches_parser(document):

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from model_eval_gate import resources
+from model_eval_gate.decision import DEFAULT_NON_INFERIORITY_MARGIN, UNIT_SCALE_METRICS
 from model_eval_gate.statistics.design import DesignError, ResamplingDesign
 
 MANIFEST_NAME = "benchmark.json"
@@ -350,6 +351,12 @@ def _cross_field_problems(manifest: dict[str, Any]) -> list[str]:
 
     if metrics is not None and isinstance(primary, str) and primary not in metrics:
         problems.append(f"{MANIFEST_NAME} $.primary_metric: {primary!r} is not listed in metrics")
+    if isinstance(primary, str) and "non_inferiority_margin" not in manifest and (
+            self_scored or primary not in UNIT_SCALE_METRICS):
+        problems.append(
+            f"{MANIFEST_NAME} $.non_inferiority_margin: required for primary metric {primary!r}, which is not on "
+            f"a 0..1 scale (the default margin of {DEFAULT_NON_INFERIORITY_MARGIN} suits only "
+            f"{', '.join(UNIT_SCALE_METRICS)}); declare the largest loss a tradeoff may cost, in its units")
 
     if not self_scored and task in TASK_METRICS and metrics is not None:
         valid = TASK_METRICS[task]

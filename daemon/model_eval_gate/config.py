@@ -27,6 +27,9 @@ DEFAULT_SANDBOX_UID = 2_100_000_000
 DEFAULT_DIRECT_SANDBOX_UID = 2_100_001_000
 MAX_WORKERS_PER_BLOCK = 1000
 
+#: decision.MIN_BINDING_RESAMPLES (config imports nothing of the package).
+MIN_BINDING_RESAMPLES = 1000
+
 
 class ConfigError(ValueError):
     """A MODEL_EVAL_GATE_* variable holds a value we cannot use."""
@@ -252,8 +255,14 @@ class Settings:
         if settings.workers < 1:
             raise ConfigError(f"{PREFIX}WORKERS must be at least 1")
         check_sandbox_uids(settings)
-        if settings.n_resamples < 10 or settings.quick_resamples < 10:
-            raise ConfigError(f"{PREFIX}N_RESAMPLES and {PREFIX}QUICK_RESAMPLES must be at least 10")
+        # The binding count has the policy's floor (decision.MIN_BINDING_RESAMPLES, kept
+        # in step by tests/test_policy_document.py); quick checks are advisory.
+        if settings.n_resamples < MIN_BINDING_RESAMPLES:
+            raise ConfigError(f"{PREFIX}N_RESAMPLES={settings.n_resamples} is below {MIN_BINDING_RESAMPLES}: binding "
+                              f"verdicts need at least {MIN_BINDING_RESAMPLES} resamples (fewer are for "
+                              f"{PREFIX}QUICK_RESAMPLES, the advisory check)")
+        if settings.quick_resamples < 10:
+            raise ConfigError(f"{PREFIX}QUICK_RESAMPLES must be at least 10")
         if settings.heartbeat_seconds >= settings.lease_seconds:
             raise ConfigError(f"{PREFIX}HEARTBEAT_SECONDS must be shorter than {PREFIX}LEASE_SECONDS")
         if settings.metrics_port is not None and settings.metrics_port > 65535:

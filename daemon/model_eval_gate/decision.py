@@ -32,18 +32,30 @@ CONFIDENCE = 0.95
 #: accuracy, average precision); benchmarks on other scales must declare one.
 DEFAULT_NON_INFERIORITY_MARGIN = 0.01
 
-#: (bucket, exclusive upper bound of |oriented relative primary delta|);
-#: the last bucket has no upper bound.
+#: Metrics on a 0..1 scale, where DEFAULT_NON_INFERIORITY_MARGIN means one
+#: percentage point; a benchmark whose primary metric is any other must
+#: declare its margin (benchmark registration refuses it otherwise).
+UNIT_SCALE_METRICS: tuple[str, ...] = ("auroc", "average_precision", "accuracy")
+
+#: (bucket, exclusive upper bound of the effect the interval is sure of, in
+#: magnitude units): the distance of the oriented CI from zero (0 when the CI
+#: contains zero) divided by the benchmark's magnitude_unit (default: its
+#: non-inferiority margin). The last bucket has no upper bound.
 MAGNITUDE_BUCKETS: tuple[tuple[str, float | None], ...] = (
-    ("negligible", 0.01),
-    ("small", 0.05),
-    ("moderate", 0.15),
+    ("negligible", 0.5),
+    ("small", 2.0),
+    ("moderate", 5.0),
     ("large", None),
 )
 
-#: Magnitude when the parent's primary metric is 0 and the candidate differs:
-#: a relative change does not exist, and inventing one would mislabel it.
+#: Magnitude when the magnitude unit is 0 (a margin of 0 and no
+#: magnitude_unit) and the interval excludes zero: there is no scale to size it on.
 MAGNITUDE_UNDEFINED = "undefined"
+
+#: Fewer resamples than this make a percentile interval's ends noisy enough to
+#: move the false-promotion rate (9.4% at 10 resamples, n = 200): such a
+#: verdict is advisory only (run_eval_gate_quick), never binding.
+MIN_BINDING_RESAMPLES = 1000
 
 #: Magnitude when nothing was compared (root versions, errors).
 MAGNITUDE_NOT_APPLICABLE = "not_applicable"
@@ -95,6 +107,7 @@ class ReasonCode(StrEnum):
     # error: produced by decide() itself
     METRIC_UNDEFINED = "metric_undefined"
     INSUFFICIENT_VALID_RESAMPLES = "insufficient_valid_resamples"
+    TOO_FEW_RESAMPLES = "too_few_resamples"
     # error: supplied by the caller through decide(error=..., error_code=...)
     EVALUATION_ERROR = "evaluation_error"
     BENCHMARK_NOT_FOUND = "benchmark_not_found"
@@ -126,6 +139,7 @@ _REJECT_CODES = (
 _ERROR_CODES = (
     ReasonCode.METRIC_UNDEFINED,
     ReasonCode.INSUFFICIENT_VALID_RESAMPLES,
+    ReasonCode.TOO_FEW_RESAMPLES,
     ReasonCode.EVALUATION_ERROR,
     ReasonCode.BENCHMARK_NOT_FOUND,
     ReasonCode.EVAL_SCRIPT_NOT_FOUND,
@@ -196,6 +210,8 @@ class BenchmarkPolicy:
     non_inferiority_margin: float = DEFAULT_NON_INFERIORITY_MARGIN
     floor: float | None = None
     guardrails: Mapping[str, float] = field(default_factory=dict)
+    # The unit magnitudes are measured in (primary metric units); None: the margin.
+    magnitude_unit: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.primary_metric, str) or not self.primary_metric:
@@ -206,6 +222,8 @@ class BenchmarkPolicy:
             if not isinstance(direction, bool):
                 raise DecisionInputError(f"higher_is_better[{metric!r}] must be a bool, got {direction!r}")
         _require_finite_non_negative("non_inferiority_margin", self.non_inferiority_margin)
+        if self.magnitude_unit is not None:
+            _require_finite_non_negative("magnitude_unit", self.magnitude_unit)
         if self.floor is not None and (not _is_number(self.floor) or not math.isfinite(self.floor)):
             raise DecisionInputError(f"floor must be a finite number or None, got {self.floor!r}")
         if not isinstance(self.guardrails, Mapping):
@@ -235,11 +253,16 @@ class BenchmarkPolicy:
             non_inferiority_margin=DEFAULT_NON_INFERIORITY_MARGIN if margin is None else margin,
             floor=manifest.get("floor"),
             guardrails=manifest.get("guardrails") or {},
+            magnitude_unit=manifest.get("magnitude_unit"),
         )
 
     @property
     def primary_higher_is_better(self) -> bool:
         return self.higher_is_better[self.primary_metric]
+
+    @property
+    def effective_magnitude_unit(self) -> float:
+        return self.non_inferiority_margin if self.magnitude_unit is None else self.magnitude_unit
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -248,6 +271,7 @@ class BenchmarkPolicy:
             "non_inferiority_margin": self.non_inferiority_margin,
             "floor": self.floor,
             "guardrails": dict(sorted(self.guardrails.items())),
+            "magnitude_unit": self.effective_magnitude_unit,
         }
 
 
@@ -609,6 +633,8 @@ class Verdict:
     duplicate_of: str | None = None
     error: str | None = None
     confidence: float = CONFIDENCE
+    # True for a quick pre-check (run_eval_gate_quick, dry runs): never applied.
+    advisory: bool = False
     # How the primary interval was made when not by the percentile bootstrap
     # of independent examples: {"interval", "degrees_of_freedom", "resampled"}.
     resampling: Mapping[str, Any] | None = None
@@ -637,6 +663,7 @@ class Verdict:
             "n_resamples": self.n_resamples,
             "duplicate_of": self.duplicate_of,
             "error": self.error,
+            "advisory": self.advisory,
             "resampling": None if self.resampling is None else dict(self.resampling),
         }
 
@@ -661,11 +688,19 @@ def _orient(result: BootstrapResult) -> _Oriented:
     return _Oriented(-result.delta, -result.ci_high, -result.ci_low, relative)
 
 
-def magnitude_bucket(oriented_relative_delta: float | None, delta: float) -> str:
-    """Bucket of |relative primary delta|; 'undefined' when the parent was 0 and the value moved."""
-    if oriented_relative_delta is None or not math.isfinite(oriented_relative_delta):
-        return MAGNITUDE_BUCKETS[0][0] if delta == 0 else MAGNITUDE_UNDEFINED
-    size = abs(oriented_relative_delta)
+def magnitude_bucket(oriented_ci_low: float, oriented_ci_high: float, unit: float) -> str:
+    """Bucket of the effect the interval is sure of: its distance from zero, in magnitude units.
+
+    Absolute, so the parameterisation does not matter (accuracy 0.98 -> 0.99
+    and error 0.02 -> 0.01 get the same bucket), and conservative: an
+    interval that contains zero is 'negligible' whatever its point estimate.
+    """
+    sure = max(oriented_ci_low, -oriented_ci_high, 0.0)
+    if sure == 0.0:
+        return MAGNITUDE_BUCKETS[0][0]
+    if not unit > 0:
+        return MAGNITUDE_UNDEFINED
+    size = sure / unit
     for name, upper in MAGNITUDE_BUCKETS:
         if upper is None or size < upper:
             return name
@@ -887,6 +922,7 @@ def decide(
     error: str | None = None,
     error_code: ReasonCode | str = ReasonCode.EVALUATION_ERROR,
     confidence: float = CONFIDENCE,
+    advisory: bool = False,
 ) -> Verdict:
     """Apply the promotion policy (docs/model_promotion_policy.md) to computed statistics.
 
@@ -899,12 +935,23 @@ def decide(
     parent). baseline_comparisons is the candidate vs the biocreep anchor
     (biocreep_anchor: the lineage's best promotion that needed no tradeoff
     and was not forced); None means that anchor is the parent.
+    advisory marks a quick pre-check that is never applied; a binding verdict
+    (advisory False) needs at least MIN_BINDING_RESAMPLES resamples.
     Raises DecisionInputError for inputs that break this contract.
     """
     if not _is_number(confidence) or not 0.0 < confidence < 1.0:
         raise DecisionInputError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
+    verdict = _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justification, evidence,
+                      baseline_comparisons, baseline_version_id, predictions_identical, duplicate_of, error,
+                      error_code, confidence, advisory)
+    return replace(verdict, confidence=confidence, advisory=advisory)
+
+
+def _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justification, evidence, baseline_comparisons,
+            baseline_version_id, predictions_identical, duplicate_of, error, error_code, confidence,
+            advisory) -> Verdict:
     if error is not None:
-        return replace(_decide_error(policy, error, error_code), confidence=confidence)
+        return _decide_error(policy, error, error_code)
     if not isinstance(policy, BenchmarkPolicy):
         raise DecisionInputError("policy (a BenchmarkPolicy) is required unless error is given")
     if is_root and comparisons is not None:
@@ -919,16 +966,28 @@ def decide(
         )
     if candidate_scores is not None:
         _validate_scores(candidate_scores, policy)
+    if comparisons is not None and not advisory and not predictions_identical:
+        drawn = min(r.n_resamples for r in (*comparisons.values(), *(baseline_comparisons or {}).values()))
+        if drawn < MIN_BINDING_RESAMPLES:
+            code = ReasonCode.TOO_FEW_RESAMPLES
+            return _verdict(
+                code,
+                f"The intervals were computed from {drawn} bootstrap resamples; a binding verdict needs at least "
+                f"{MIN_BINDING_RESAMPLES} (set MODEL_EVAL_GATE_N_RESAMPLES to {MIN_BINDING_RESAMPLES} or more, "
+                f"or use the advisory quick check), so nothing was decided",
+                magnitude=MAGNITUDE_NOT_APPLICABLE, primary_metric=policy.primary_metric,
+                failed_checks=(code,), policy=policy, n_resamples=drawn,
+            )
     if predictions_identical:
-        return replace(_decide_identical(policy, comparisons, candidate_scores, duplicate_of), confidence=confidence)
+        return _decide_identical(policy, comparisons, candidate_scores, duplicate_of)
     if is_root:
-        return replace(_decide_root(policy, candidate_scores), confidence=confidence)
+        return _decide_root(policy, candidate_scores)
     if comparisons is None:
         raise DecisionInputError("comparisons (candidate vs parent) are required for a version with a parent")
     verdict = _decide_against_parent(
         policy, comparisons, tradeoff_justification, evidence, baseline_comparisons, baseline_version_id
     )
-    return replace(_with_resampling_note(verdict, comparisons[policy.primary_metric]), confidence=confidence)
+    return _with_resampling_note(verdict, comparisons[policy.primary_metric])
 
 
 def _with_resampling_note(verdict: Verdict, primary: BootstrapResult) -> Verdict:
@@ -1057,7 +1116,7 @@ def _decide_against_parent(
             return _verdict(code, reason, magnitude=MAGNITUDE_NOT_APPLICABLE, failed_checks=(code,), **common)
 
     oriented = _orient(primary)
-    magnitude = magnitude_bucket(oriented.relative_delta, primary.delta)
+    magnitude = magnitude_bucket(oriented.ci_low, oriented.ci_high, policy.effective_magnitude_unit)
     common["magnitude"] = magnitude
     improved = oriented.delta >= 0 and oriented.ci_low > 0
     violations = [

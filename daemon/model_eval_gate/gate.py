@@ -396,7 +396,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             scores = stats.scores_on_benchmark(benchmark, cand_eval.predictions)
             timings["statistics"] = time.perf_counter() - clock
             return finish(decision.decide(policy=policy, candidate_scores=scores, is_root=True,
-                                          confidence=confidence))
+                                          confidence=confidence, advisory=not store))
 
         # From the split and the head's predictions, never an id: resubmitting
         # the same predictions under a new id cannot re-roll the interval.
@@ -439,6 +439,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             policy=policy, comparisons=comparisons, tradeoff_justification=justification, evidence=evidence,
             baseline_comparisons=baseline_comparisons, baseline_version_id=baseline_id,
             predictions_identical=identical, duplicate_of=duplicate_of, confidence=confidence,
+            advisory=not store,
         )
         timings["decide"] = time.perf_counter() - clock
         if confirmation_policy.needs_confirmation(verdict, is_root=False,
@@ -515,7 +516,7 @@ def _confirm_on_sealed_split(conn, settings: Settings, result: dict, sealed: dic
         candidate_wall_seconds=candidate_sealed.wall_seconds, parent_wall_seconds=head_sealed.wall_seconds,
         candidate_peak_rss_bytes=candidate_sealed.peak_rss_bytes, parent_peak_rss_bytes=head_sealed.peak_rss_bytes)
     on_sealed = decision.decide(policy=_policy(split), comparisons=comparisons, tradeoff_justification=justification,
-                                evidence=evidence, confidence=confidence,
+                                evidence=evidence, confidence=confidence, advisory=not store,
                                 predictions_identical=bool(np.array_equal(candidate_sealed.predictions,
                                                                           head_sealed.predictions)))
     final, passed = confirmation_policy.apply_confirmation(verdict, on_sealed)
