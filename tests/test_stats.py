@@ -665,7 +665,8 @@ def test_oriented_and_as_dict():
 
 
 def test_benchmark_adapters():
-    y, candidate, parent = binary_data(np.random.default_rng(16), 90)
+    # 200 examples: enough of each class for the plain bootstrap (fewer go through statistics/, tested there).
+    y, candidate, parent = binary_data(np.random.default_rng(16), 200)
     binary = SimpleNamespace(task="binary", self_scored=False, metrics=("auroc", "brier"), labels=y,
                              higher_is_better={"auroc": True, "brier": False})
     compared = stats.compare_on_benchmark(binary, candidate, parent, n_resamples=100, seed=4)

@@ -351,14 +351,14 @@ def test_a_thousand_duplicate_notifies_produce_one_job(world, conn, dsn, start_d
 
 
 def test_three_daemons_and_two_hundred_candidates_each_gated_exactly_once(settings, conn, tmp_path, start_daemon):
-    world = World(settings, conn, tmp_path, n=40)
+    world = World(settings, conn, tmp_path, n=60)
     predictions = signal_predictions(world.benchmark_dir, "binary", strength=0.8)
     ids = [f"bulk-{i:03d}" for i in range(200)]
     for artifact_id in ids:
         # A trivial eval.py: copy predictions computed ahead of time. The
         # sandbox, the bootstrap and the fenced apply run for real.
         directory = model_dir(settings, artifact_id)
-        write_predictions_csv(directory, example_ids_for(40), predictions)
+        write_predictions_csv(directory, example_ids_for(60), predictions)
         (directory / "eval.py").write_text(
             "import shutil, sys\nshutil.copyfile('predictions.csv', sys.argv[-1] + '/predictions.csv')\n")
     daemons = [start_daemon(f"d{i}", ready=False) for i in (1, 2, 3)]

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from model_eval_gate import resources
-from model_eval_gate.decision import DEFAULT_NON_INFERIORITY_MARGIN, UNIT_SCALE_METRICS
+from model_eval_gate.decision import DEFAULT_NON_INFERIORITY_MARGIN, MIN_RANK_CLASS_COUNT, UNIT_SCALE_METRICS
 from model_eval_gate.statistics.design import DesignError, ResamplingDesign
 
 MANIFEST_NAME = "benchmark.json"
@@ -1036,9 +1036,40 @@ class BenchmarkNotRecorded(LookupError):
     """No row in `benchmarks` for this id, or its directory is gone or changed."""
 
 
+RANK_METRICS = ("auroc", "average_precision")
+
+
+def registration_problems(benchmark: Benchmark) -> list[str]:
+    """What keeps a valid benchmark from being registered for binding verdicts.
+
+    A rank metric that decides (primary or guardrail) needs at least
+    MIN_RANK_CLASS_COUNT examples of each class: with 3 / 5 / 10 positives the
+    percentile bootstrap promoted equal models 9.7% / 6.2% / 4.5% of the time
+    (docs/model_promotion_policy.md 14.3).
+    """
+    problems = []
+    deciding = [m for m in (benchmark.primary_metric, *benchmark.guardrails) if m in RANK_METRICS]
+    if deciding and not benchmark.self_scored and benchmark.task == "binary" and benchmark.labels is not None:
+        positives = int(np.count_nonzero(benchmark.labels == 1))
+        negatives = benchmark.labels.size - positives
+        if min(positives, negatives) < MIN_RANK_CLASS_COUNT:
+            problems.append(
+                f"labels: {positives} positive and {negatives} negative example(s); {', '.join(deciding)} "
+                f"need at least {MIN_RANK_CLASS_COUNT} of each class to decide anything (add examples of the "
+                f"rarer class, or make a non-rank metric primary)")
+    return problems
+
+
 def record_benchmark(conn: Any, benchmark: Benchmark) -> bool:
-    """Upsert the benchmark's row (path, manifest, split hash). Returns True when new."""
+    """Upsert the benchmark's row (path, manifest, split hash). Returns True when new.
+
+    Raises BenchmarkError when registration_problems finds any.
+    """
     from . import db
+
+    problems = registration_problems(benchmark)
+    if problems:
+        raise BenchmarkError(benchmark.root, problems)
 
     row = db.fetch_one(conn, "upsert_benchmark", {
         "id": benchmark.id, "title": benchmark.title, "task": benchmark.task,

@@ -197,11 +197,11 @@ def cmd_benchmark_add(args, settings: Settings) -> int:
 
     try:
         benchmark = load_benchmark(args.directory)
+        with db.connect(settings, autocommit=True) as conn:
+            inserted = record_benchmark(conn, benchmark)
     except BenchmarkError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
-    with db.connect(settings, autocommit=True) as conn:
-        inserted = record_benchmark(conn, benchmark)
     print(f"{'recorded' if inserted else 'updated'} benchmark {benchmark.id}: {benchmark.task}, "
           f"{benchmark.n_examples if benchmark.n_examples is not None else 'self-scored'} examples, "
           f"primary metric {benchmark.primary_metric}, split {benchmark.split_hash[:16]}")

@@ -52,6 +52,12 @@ MAGNITUDE_BUCKETS: tuple[tuple[str, float | None], ...] = (
 #: magnitude_unit) and the interval excludes zero: there is no scale to size it on.
 MAGNITUDE_UNDEFINED = "undefined"
 
+#: A benchmark whose primary metric or a guardrail is a rank metric (auroc,
+#: average_precision) needs at least this many examples of each class to be
+#: registered: below it the interval's error rate is not under control
+#: (docs/model_promotion_policy.md 14.3).
+MIN_RANK_CLASS_COUNT = 20
+
 #: Fewer resamples than this make a percentile interval's ends noisy enough to
 #: move the false-promotion rate (9.4% at 10 resamples, n = 200): such a
 #: verdict is advisory only (run_eval_gate_quick), never binding.

@@ -1282,10 +1282,18 @@ def compare_on_benchmark(benchmark: Any, candidate_predictions: Any, parent_pred
             candidate_predictions = np.asarray(candidate_predictions)[:, keep]
             parent_predictions = np.asarray(parent_predictions)[:, keep]
     design = getattr(benchmark, "resampling_design", None)
-    if design is not None and not design.is_independent:
-        # Groups or strata: the resamples are drawn by statistics/resampling.py.
-        from model_eval_gate.statistics.resampling import paired_design_bootstrap
+    from model_eval_gate.statistics import resampling
 
+    if (design is None or design.is_independent) and resampling.needs_few_positives_design(
+            task, metrics, benchmark.labels):
+        # Few examples of one class: rank metrics need label-stratified resamples and a t interval.
+        from model_eval_gate.statistics.design import ResamplingDesign
+
+        design = ResamplingDesign.from_columns(len(benchmark.labels), labels=benchmark.labels,
+                                               stratify_by_label=True)
+    if design is not None and not design.is_independent:
+        # Groups, strata or label classes: the resamples are drawn by statistics/resampling.py.
+        paired_design_bootstrap = resampling.paired_design_bootstrap
         _run_inputs_checked(task, metrics, benchmark.labels, candidate_predictions, parent_predictions,
                             n_resamples=n_resamples, seed=seed, confidence=confidence)
         return paired_design_bootstrap(task, metrics, benchmark.labels, candidate_predictions, parent_predictions,

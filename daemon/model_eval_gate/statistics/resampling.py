@@ -76,8 +76,7 @@ class _DesignDelta:
                 self._sums = (_unit_sums(design, cand - par),)
             else:
                 self._sums = (_unit_sums(design, cand), _unit_sums(design, par))
-        elif kind is stats.MetricKind.AUROC and design.grouped and (
-                y.size * design.n_units <= UNIT_KERNEL_MAX_CELLS):
+        elif kind is stats.MetricKind.AUROC and y.size * design.n_units <= UNIT_KERNEL_MAX_CELLS:
             self._kernel = (_twice_wins_by_unit(design, y, candidate)
                             - _twice_wins_by_unit(design, y, parent))
             self._positives = _unit_sums(design, (y == 1).astype(np.float64))
@@ -106,6 +105,26 @@ class _DesignDelta:
         par = self.metric.weighted(self._y, self._parent, example_weights)
         defined = cand.defined & par.defined
         return np.where(defined, cand.values - par.values, 0.0), defined
+
+
+def _rarer_class_count(y: np.ndarray | None) -> int | None:
+    if y is None:
+        return None
+    positives = int(np.count_nonzero(y == 1))
+    return min(positives, y.size - positives)
+
+
+def needs_few_positives_design(task: str, metrics: Sequence, y_true) -> bool:
+    """Whether an independent-example benchmark must be resampled within label classes.
+
+    True for binary rank metrics with fewer than FEW_CLASS_EXAMPLES examples
+    of one class: stats.compare_on_benchmark then draws label-stratified
+    resamples and the rank metrics get the few-positives t interval.
+    """
+    if task != "binary" or y_true is None or not any(m.kind.is_rank for m in metrics):
+        return False
+    rarer = _rarer_class_count(np.asarray(y_true, dtype=np.float64))
+    return rarer is not None and 2 <= rarer < intervals.FEW_CLASS_EXAMPLES
 
 
 def paired_design_bootstrap(task: str, metrics: Sequence, y_true, candidate, parent, design: ResamplingDesign, *,
@@ -148,10 +167,14 @@ def paired_design_bootstrap(task: str, metrics: Sequence, y_true, candidate, par
                 f"(fewer than {stats.MIN_VALID_FRACTION:.0%}): too few examples of one class for a usable interval")
         delta = statistic.candidate_value - statistic.parent_value
         degrees_of_freedom = None
+        rarer = _rarer_class_count(y) if metric.kind.is_rank and not design.grouped else None
         if design.grouped and design.n_units < intervals.FEW_UNITS:
             low, high, degrees_of_freedom = intervals.few_units_t(delta, valid, design.n_units, design.n_strata,
                                                                   confidence)
             method = "few_groups_t"
+        elif rarer is not None and 2 <= rarer < intervals.FEW_CLASS_EXAMPLES:
+            low, high, degrees_of_freedom = intervals.few_units_t(delta, valid, rarer, 1, confidence)
+            method = "few_positives_t"
         else:
             low, high = stats.percentile_interval(valid, confidence)
             method = "percentile"
