@@ -116,7 +116,7 @@ def test_many_groups_use_the_percentile_interval():
 
 def test_an_independent_design_is_exactly_the_plain_bootstrap():
     rng = np.random.default_rng(4)
-    y, _, candidate, parent = clustered_binormal(rng, 10, 10, 0.0)
+    y, _, candidate, parent = clustered_binormal(rng, 20, 10, 0.0)  # ~100 of each class: no few-positives path
     plain = SimpleNamespace(task="binary", self_scored=False, metrics=("auroc",), labels=y,
                             higher_is_better={"auroc": True},
                             resampling_design=ResamplingDesign.from_columns(y.size))
