@@ -1060,6 +1060,41 @@ def registration_problems(benchmark: Benchmark) -> list[str]:
     return problems
 
 
+def registration_mde(benchmark: Benchmark) -> float | None:
+    """Minimum detectable primary-metric change at 80% power on this split, before any evaluation.
+
+    statistics/power.py: Hanley-McNeil for rank metrics, binomial for accuracy,
+    at the floor (or 0.8) with a between-version correlation of 0.5; None for
+    metrics whose spread depends on the models (the first verdict states it).
+    """
+    from model_eval_gate.statistics.power import registration_mde as mde
+
+    if benchmark.self_scored or benchmark.labels is None:
+        return None
+    n = benchmark.labels.size
+    positives = int(np.count_nonzero(benchmark.labels == 1)) if benchmark.task == "binary" else None
+    return mde(benchmark.primary_metric, positives, None if positives is None else n - positives, n,
+               reference=benchmark.floor)
+
+
+def _reference_score(benchmark: Benchmark) -> float:
+    from model_eval_gate.statistics.power import REFERENCE_SCORE
+
+    floor = benchmark.floor
+    return floor if floor is not None and 0.5 < floor < 1.0 else REFERENCE_SCORE
+
+
+def registration_summary(benchmark: Benchmark) -> str:
+    """What `benchmark add` says about the split's power."""
+    value = registration_mde(benchmark)
+    if value is None:
+        return (f"minimum detectable {benchmark.primary_metric} change at 80% power: stated in each verdict "
+                f"(it depends on the models' spread)")
+    return (f"minimum detectable {benchmark.primary_metric} change at 80% power: about {value:.3g} "
+            f"(before any evaluation: reference score {_reference_score(benchmark):g}, "
+            f"correlation 0.5 between versions; each verdict states its own)")
+
+
 def record_benchmark(conn: Any, benchmark: Benchmark) -> bool:
     """Upsert the benchmark's row (path, manifest, split hash). Returns True when new.
 

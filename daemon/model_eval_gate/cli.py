@@ -193,7 +193,7 @@ def cmd_backfill(args, settings: Settings) -> int:
 
 def cmd_benchmark_add(args, settings: Settings) -> int:
     from . import db
-    from .benchmark import BenchmarkError, load_benchmark, record_benchmark
+    from .benchmark import BenchmarkError, load_benchmark, record_benchmark, registration_summary
 
     try:
         benchmark = load_benchmark(args.directory)
@@ -205,6 +205,7 @@ def cmd_benchmark_add(args, settings: Settings) -> int:
     print(f"{'recorded' if inserted else 'updated'} benchmark {benchmark.id}: {benchmark.task}, "
           f"{benchmark.n_examples if benchmark.n_examples is not None else 'self-scored'} examples, "
           f"primary metric {benchmark.primary_metric}, split {benchmark.split_hash[:16]}")
+    print(registration_summary(benchmark))
     return EXIT_OK
 
 

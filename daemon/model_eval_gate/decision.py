@@ -18,6 +18,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from model_eval_gate.statistics.power import mde_from_interval
 from model_eval_gate.stats import BootstrapResult
 
 # --------------------------------------------------------------------------
@@ -51,6 +52,10 @@ MAGNITUDE_BUCKETS: tuple[tuple[str, float | None], ...] = (
 #: Magnitude when the magnitude unit is 0 (a margin of 0 and no
 #: magnitude_unit) and the interval excludes zero: there is no scale to size it on.
 MAGNITUDE_UNDEFINED = "undefined"
+
+#: Every compared verdict states the primary metric's minimum detectable
+#: effect at this power (statistics/power.py), read off its own interval.
+MDE_POWER = 0.8
 
 #: A benchmark whose primary metric or a guardrail is a rank metric (auroc,
 #: average_precision) needs at least this many examples of each class to be
@@ -641,6 +646,8 @@ class Verdict:
     confidence: float = CONFIDENCE
     # True for a quick pre-check (run_eval_gate_quick, dry runs): never applied.
     advisory: bool = False
+    # The primary change detected with MDE_POWER on this split (primary units).
+    minimum_detectable_effect: float | None = None
     # How the primary interval was made when not by the percentile bootstrap
     # of independent examples: {"interval", "degrees_of_freedom", "resampled"}.
     resampling: Mapping[str, Any] | None = None
@@ -670,6 +677,8 @@ class Verdict:
             "duplicate_of": self.duplicate_of,
             "error": self.error,
             "advisory": self.advisory,
+            "minimum_detectable_effect": _finite_or_none(self.minimum_detectable_effect),
+            "mde_power": MDE_POWER if self.minimum_detectable_effect is not None else None,
             "resampling": None if self.resampling is None else dict(self.resampling),
         }
 
@@ -993,7 +1002,19 @@ def _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justificati
     verdict = _decide_against_parent(
         policy, comparisons, tradeoff_justification, evidence, baseline_comparisons, baseline_version_id
     )
-    return _with_resampling_note(verdict, comparisons[policy.primary_metric])
+    return _with_resampling_note(_with_power_note(verdict, comparisons[policy.primary_metric]),
+                                 comparisons[policy.primary_metric])
+
+
+def _with_power_note(verdict: Verdict, primary: BootstrapResult) -> Verdict:
+    """State the minimum detectable effect, so 'not significant' differs from 'cannot be seen here'."""
+    if verdict.outcome is Outcome.ERROR or not (math.isfinite(primary.ci_low) and math.isfinite(primary.ci_high)):
+        return verdict
+    mde = mde_from_interval(primary.ci_low, primary.ci_high, primary.confidence, df=primary.degrees_of_freedom,
+                            power=MDE_POWER)
+    note = (f"At {MDE_POWER:.0%} power this split detects a {primary.metric} change of about {mde:.3g} or more"
+            f" (minimum detectable effect)")
+    return dataclasses.replace(verdict, reason=f"{verdict.reason} {note}.", minimum_detectable_effect=mde)
 
 
 def _with_resampling_note(verdict: Verdict, primary: BootstrapResult) -> Verdict:
@@ -1004,6 +1025,9 @@ def _with_resampling_note(verdict: Verdict, primary: BootstrapResult) -> Verdict
     if primary.interval == "few_groups_t":
         note += (f"; with so few groups the interval is a t interval on {primary.degrees_of_freedom} degrees of "
                  f"freedom, not a percentile interval")
+    elif primary.interval == "few_positives_t":
+        note += (f"; with so few examples of one class the interval is a t interval on "
+                 f"{primary.degrees_of_freedom} degrees of freedom and power is low")
     elif primary.interval != "percentile":
         note += f"; the interval is {primary.interval}"
     resampling = {"interval": primary.interval, "degrees_of_freedom": primary.degrees_of_freedom,
