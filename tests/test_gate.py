@@ -34,6 +34,8 @@ def test_a_better_candidate_is_promoted_with_every_state_change(world):
     assert result["compared_against"] == "root"
     primary = next(r for r in result["metric_table"] if r["role"] == "primary")
     assert primary["metric"] == "auroc" and primary["ci_low"] > 0
+    assert result["cross_check"]["method"] == "delong_sun_xu_2014" and result["cross_check"]["agrees"] is True
+    assert result["minimum_detectable_effect"] > 0
 
     candidate, parent = world.row("better"), world.row("root")
     assert (candidate["is_latest"], candidate["lifecycle_state"], candidate["promotion_state"]) == (1, "active", "promoted")

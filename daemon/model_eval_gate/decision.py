@@ -18,6 +18,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from model_eval_gate.statistics.delong import DeLongResult
 from model_eval_gate.statistics.power import mde_from_interval
 from model_eval_gate.stats import BootstrapResult
 
@@ -646,6 +647,8 @@ class Verdict:
     confidence: float = CONFIDENCE
     # True for a quick pre-check (run_eval_gate_quick, dry runs): never applied.
     advisory: bool = False
+    # DeLong's paired test beside the bootstrap (AUROC primary), with "agrees".
+    cross_check: Mapping[str, Any] | None = None
     # The primary change detected with MDE_POWER on this split (primary units).
     minimum_detectable_effect: float | None = None
     # How the primary interval was made when not by the percentile bootstrap
@@ -677,6 +680,7 @@ class Verdict:
             "duplicate_of": self.duplicate_of,
             "error": self.error,
             "advisory": self.advisory,
+            "cross_check": None if self.cross_check is None else dict(self.cross_check),
             "minimum_detectable_effect": _finite_or_none(self.minimum_detectable_effect),
             "mde_power": MDE_POWER if self.minimum_detectable_effect is not None else None,
             "resampling": None if self.resampling is None else dict(self.resampling),
@@ -938,6 +942,7 @@ def decide(
     error_code: ReasonCode | str = ReasonCode.EVALUATION_ERROR,
     confidence: float = CONFIDENCE,
     advisory: bool = False,
+    cross_check: DeLongResult | None = None,
 ) -> Verdict:
     """Apply the promotion policy (docs/model_promotion_policy.md) to computed statistics.
 
@@ -959,7 +964,36 @@ def decide(
     verdict = _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justification, evidence,
                       baseline_comparisons, baseline_version_id, predictions_identical, duplicate_of, error,
                       error_code, confidence, advisory)
+    if cross_check is not None and comparisons is not None and verdict.outcome is not Outcome.ERROR:
+        verdict = _with_cross_check(verdict, comparisons[policy.primary_metric], cross_check, confidence)
     return replace(verdict, confidence=confidence, advisory=advisory)
+
+
+def _with_cross_check(verdict: Verdict, primary: BootstrapResult, delong: DeLongResult,
+                      confidence: float) -> Verdict:
+    """Record DeLong's test beside the bootstrap and flag a verdict where they disagree on the decision.
+
+    Both are read the same way: the candidate's AUROC is significantly
+    better when the lower end of the two-sided interval at the policy's
+    confidence (the attempt's level under holdout accounting) is above
+    zero. The bootstrap decides; a disagreement is
+    recorded and said, never acted on.
+    """
+    if not isinstance(delong, DeLongResult):
+        raise DecisionInputError(f"cross_check must be a DeLongResult, got {type(delong).__name__}")
+    if not math.isclose(delong.confidence, confidence, rel_tol=1e-12):
+        raise DecisionInputError(f"cross_check has confidence {delong.confidence}; this decision is made at {confidence}")
+    by_bootstrap = _orient(primary).ci_low > 0
+    by_delong = (delong.ci_low if primary.higher_is_better else -delong.ci_high) > 0
+    record = {**delong.as_dict(), "bootstrap_significant": by_bootstrap, "delong_significant": by_delong,
+              "agrees": by_bootstrap == by_delong}
+    if by_bootstrap == by_delong:
+        return replace(verdict, cross_check=record)
+    z = "undefined" if delong.z is None else f"{delong.z:+.3g}"
+    note = (f"DeLong's paired test disagrees with the bootstrap on whether the change is significant "
+            f"(z = {z}, p = {delong.p_value:.3g}, {level_text(confidence)} CI [{delong.ci_low:+.4g}, {delong.ci_high:+.4g}]); "
+            f"the bootstrap decides and the disagreement is recorded")
+    return replace(verdict, reason=f"{verdict.reason} {note}.", cross_check=record)
 
 
 def _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justification, evidence, baseline_comparisons,
@@ -1014,7 +1048,7 @@ def _with_power_note(verdict: Verdict, primary: BootstrapResult) -> Verdict:
                             power=MDE_POWER)
     note = (f"At {MDE_POWER:.0%} power this split detects a {primary.metric} change of about {mde:.3g} or more"
             f" (minimum detectable effect)")
-    return dataclasses.replace(verdict, reason=f"{verdict.reason} {note}.", minimum_detectable_effect=mde)
+    return replace(verdict, reason=f"{verdict.reason} {note}.", minimum_detectable_effect=mde)
 
 
 def _with_resampling_note(verdict: Verdict, primary: BootstrapResult) -> Verdict:

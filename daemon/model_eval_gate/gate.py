@@ -27,6 +27,7 @@ from .logging import get_logger, log_tool_call
 from .policy import confirmation as confirmation_policy
 from .policy import release
 from .safe_text import check_reason, escape_control
+from .statistics import delong
 
 MAX_HEAD_MOVES = 3  # merge-queue style re-evaluations against a new head before giving up
 
@@ -434,12 +435,16 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             candidate_wall_seconds=cand_eval.wall_seconds, parent_wall_seconds=parent_eval.wall_seconds,
             candidate_peak_rss_bytes=cand_eval.peak_rss_bytes, parent_peak_rss_bytes=parent_eval.peak_rss_bytes,
         )
+        cross_check = None
+        if not identical and not benchmark.self_scored and benchmark.primary_metric == "auroc":
+            cross_check = delong.paired_delong(benchmark.labels, cand_eval.predictions, parent_eval.predictions,
+                                               confidence=confidence)
         clock = time.perf_counter()
         verdict = decision.decide(
             policy=policy, comparisons=comparisons, tradeoff_justification=justification, evidence=evidence,
             baseline_comparisons=baseline_comparisons, baseline_version_id=baseline_id,
             predictions_identical=identical, duplicate_of=duplicate_of, confidence=confidence,
-            advisory=not store,
+            advisory=not store, cross_check=cross_check,
         )
         timings["decide"] = time.perf_counter() - clock
         if confirmation_policy.needs_confirmation(verdict, is_root=False,
