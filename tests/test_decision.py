@@ -759,13 +759,27 @@ class TestGuardrailsAndFloor:
         verdict = decide(policy=policy, comparisons={"auroc": IMPROVED, "recall": recall})
         assert verdict.reason_code is R.GUARDRAIL_VIOLATED
 
-    def test_zero_tolerance_guardrail_allows_no_plausible_loss(self):
+    def test_zero_tolerance_guardrail_means_not_significantly_worse(self):
         policy = BenchmarkPolicy("auroc", {"auroc": True, "recall": True}, guardrails={"recall": 0.0})
         unchanged = result("recall", 0.72, 0.72, 0.0, 0.0)
-        wobbly = result("recall", 0.72, 0.72, -0.001, 0.001)
+        wobbly = result("recall", 0.72, 0.72, -0.001, 0.001)  # an equal candidate: no veto (was 97.5% of the time)
+        worse = result("recall", 0.70, 0.72, -0.03, -0.01)
         assert decide(policy=policy, comparisons={"auroc": IMPROVED, "recall": unchanged}).reason_code is R.IMPROVED
-        verdict = decide(policy=policy, comparisons={"auroc": IMPROVED, "recall": wobbly})
-        assert verdict.reason_code is R.GUARDRAIL_VIOLATED
+        assert decide(policy=policy, comparisons={"auroc": IMPROVED, "recall": wobbly}).reason_code is R.IMPROVED
+        verdict = decide(policy=policy, comparisons={"auroc": IMPROVED, "recall": worse})
+        assert verdict.reason_code is R.GUARDRAIL_VIOLATED and "not significantly" in verdict.reason
+
+    def test_a_tolerance_under_three_standard_errors_is_warned_about(self):
+        policy = BenchmarkPolicy("auroc", {"auroc": True, "brier": False}, guardrails={"brier": 0.005})
+        # SE 0.00274 (half-width 0.00537): the demo's brier guardrail at n = 4000.
+        brier = result("brier", 0.150, 0.150, -0.00537, 0.00537, higher_is_better=False)
+        verdict = decide(policy=policy, comparisons={"auroc": IMPROVED, "brier": brier})
+        (warning,) = verdict.guardrail_warnings
+        assert warning["metric"] == "brier" and warning["tolerance_in_standard_errors"] == pytest.approx(1.825, 0.01)
+        assert warning["equal_candidate_veto_probability"] == pytest.approx(0.57, abs=0.02)
+        assert "Warning: guardrail brier's tolerance 0.005" in verdict.reason
+        wide = BenchmarkPolicy("auroc", {"auroc": True, "brier": False}, guardrails={"brier": 0.02})
+        assert decide(policy=wide, comparisons={"auroc": IMPROVED, "brier": brier}).guardrail_warnings == ()
 
     def test_several_guardrails_are_counted(self):
         policy = BenchmarkPolicy(
@@ -1174,7 +1188,9 @@ def test_never_promotes_without_evidence_of_improvement_or_a_verified_tradeoff(k
         assert not verdict.promotes
     if verdict.promotes:
         for name, tolerance in kw["policy"].guardrails.items():
-            assert oriented_bounds(kw["comparisons"][name])[1] >= -tolerance
+            _, low, high = oriented_bounds(kw["comparisons"][name])
+            # A tolerance of 0 means "not significantly worse" (policy 5.7).
+            assert (high >= 0) if tolerance == 0 else (low >= -tolerance)
 
 
 @PROPERTY_SETTINGS

@@ -58,6 +58,11 @@ MAGNITUDE_UNDEFINED = "undefined"
 #: effect at this power (statistics/power.py), read off its own interval.
 MDE_POWER = 0.8
 
+#: A guardrail tolerance under this many standard errors of the guardrail's
+#: delta vetoes equal candidates often (Phi(1.96 - t/SE): 15% at 3 SE, 58% at
+#: 1.8 SE); the verdict warns (guardrail_warnings).
+GUARDRAIL_MIN_STANDARD_ERRORS = 3.0
+
 #: A benchmark whose primary metric or a guardrail is a rank metric (auroc,
 #: average_precision) needs at least this many examples of each class to be
 #: registered: below it the interval's error rate is not under control
@@ -647,6 +652,8 @@ class Verdict:
     confidence: float = CONFIDENCE
     # True for a quick pre-check (run_eval_gate_quick, dry runs): never applied.
     advisory: bool = False
+    # Guardrails whose tolerance is too small for this split (guardrail_warnings).
+    guardrail_warnings: tuple[Mapping[str, Any], ...] = ()
     # DeLong's paired test beside the bootstrap (AUROC primary), with "agrees".
     cross_check: Mapping[str, Any] | None = None
     # The primary change detected with MDE_POWER on this split (primary units).
@@ -681,6 +688,7 @@ class Verdict:
             "error": self.error,
             "advisory": self.advisory,
             "cross_check": None if self.cross_check is None else dict(self.cross_check),
+            "guardrail_warnings": [dict(w) for w in self.guardrail_warnings],
             "minimum_detectable_effect": _finite_or_none(self.minimum_detectable_effect),
             "mde_power": MDE_POWER if self.minimum_detectable_effect is not None else None,
             "resampling": None if self.resampling is None else dict(self.resampling),
@@ -943,6 +951,7 @@ def decide(
     confidence: float = CONFIDENCE,
     advisory: bool = False,
     cross_check: DeLongResult | None = None,
+    guardrail_standard_errors: Mapping[str, float] | None = None,
 ) -> Verdict:
     """Apply the promotion policy (docs/model_promotion_policy.md) to computed statistics.
 
@@ -964,6 +973,11 @@ def decide(
     verdict = _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justification, evidence,
                       baseline_comparisons, baseline_version_id, predictions_identical, duplicate_of, error,
                       error_code, confidence, advisory)
+    if guardrail_standard_errors and is_root and verdict.outcome is not Outcome.ERROR:
+        # A root version's evaluation is the first on the split: its spread says what the guardrails can test.
+        warnings = guardrail_warnings(policy, guardrail_standard_errors)
+        if warnings:
+            verdict = _warned(verdict, warnings, "future comparisons on this split")
     if cross_check is not None and comparisons is not None and verdict.outcome is not Outcome.ERROR:
         verdict = _with_cross_check(verdict, comparisons[policy.primary_metric], cross_check, confidence)
     return replace(verdict, confidence=confidence, advisory=advisory)
@@ -1036,8 +1050,37 @@ def _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justificati
     verdict = _decide_against_parent(
         policy, comparisons, tradeoff_justification, evidence, baseline_comparisons, baseline_version_id
     )
+    verdict = _with_guardrail_warnings(verdict, policy, comparisons)
     return _with_resampling_note(_with_power_note(verdict, comparisons[policy.primary_metric]),
                                  comparisons[policy.primary_metric])
+
+
+def _with_guardrail_warnings(verdict: Verdict, policy: BenchmarkPolicy,
+                             comparisons: Mapping[str, BootstrapResult]) -> Verdict:
+    """Warn about guardrails this split cannot test at their tolerance (SE read off each guardrail's interval)."""
+    from model_eval_gate.statistics.intervals import normal_quantile, t_quantile
+
+    if verdict.outcome is Outcome.ERROR:
+        return verdict
+    standard_errors, dfs = {}, {}
+    for name in policy.guardrails:
+        result = comparisons[name]
+        if not (math.isfinite(result.ci_low) and math.isfinite(result.ci_high)):
+            continue
+        q = (normal_quantile(0.5 + result.confidence / 2) if result.degrees_of_freedom is None
+             else t_quantile(0.5 + result.confidence / 2, result.degrees_of_freedom))
+        standard_errors[name] = (result.ci_high - result.ci_low) / (2 * q)
+        dfs[name] = result.degrees_of_freedom
+    warnings = guardrail_warnings(policy, standard_errors, dfs)
+    return _warned(verdict, warnings, "this split") if warnings else verdict
+
+
+def _warned(verdict: Verdict, warnings: tuple[dict[str, Any], ...], where: str) -> Verdict:
+    notes = "; ".join(
+        f"guardrail {w['metric']}'s tolerance {w['tolerance']:.4g} is only {w['tolerance_in_standard_errors']:.2g} "
+        f"standard errors on {where}, so an exactly equal candidate is vetoed about "
+        f"{w['equal_candidate_veto_probability']:.0%} of the time" for w in warnings)
+    return replace(verdict, reason=f"{verdict.reason} Warning: {notes}.", guardrail_warnings=warnings)
 
 
 def _with_power_note(verdict: Verdict, primary: BootstrapResult) -> Verdict:
@@ -1186,7 +1229,7 @@ def _decide_against_parent(
     violations = [
         (name, comparisons[name], tolerance)
         for name, tolerance in sorted(policy.guardrails.items())
-        if _orient(comparisons[name]).ci_low < -tolerance
+        if _guardrail_vetoes(comparisons[name], tolerance)
     ]
     floor_met = _meets_floor(primary.candidate, policy.floor, primary.higher_is_better)
     offers_tradeoff = tradeoff_justification is not None and not (
@@ -1213,13 +1256,11 @@ def _decide_against_parent(
     if violations:
         name, result, tolerance = violations[0]
         more = f" (and {len(violations) - 1} more guardrail(s))" if len(violations) > 1 else ""
-        failures.append(
-            (
-                ReasonCode.GUARDRAIL_VIOLATED,
-                f"{_change_text(result, 'Guardrail')}: the candidate may be worse by up to "
-                f"{-_orient(result).ci_low:.4g}, more than its tolerance of {tolerance:.4g}{more}",
-            )
-        )
+        why = (f"the whole interval shows the candidate is worse (a tolerance of 0 means 'not significantly "
+               f"worse')" if tolerance == 0 else
+               f"the candidate may be worse by up to {-_orient(result).ci_low:.4g}, more than its tolerance of "
+               f"{tolerance:.4g}")
+        failures.append((ReasonCode.GUARDRAIL_VIOLATED, f"{_change_text(result, 'Guardrail')}: {why}{more}"))
     if not floor_met:
         failures.append(
             (ReasonCode.BELOW_FLOOR, _floor_text(metric, primary.candidate, policy.floor, primary.higher_is_better))
@@ -1259,6 +1300,43 @@ def _decide_against_parent(
         compared_with_baseline=baseline,
         **common,
     )
+
+
+def _guardrail_vetoes(result: BootstrapResult, tolerance: float) -> bool:
+    """Non-inferiority within the tolerance; a tolerance of 0 means "not significantly worse".
+
+    A literal zero-tolerance non-inferiority test would veto an exactly equal
+    candidate 97.5% of the time (its interval always reaches below zero), so
+    t = 0 vetoes only when the whole oriented interval is below zero.
+    """
+    oriented = _orient(result)
+    return oriented.ci_high < 0 if tolerance == 0 else oriented.ci_low < -tolerance
+
+
+def guardrail_warnings(policy: BenchmarkPolicy, standard_errors: Mapping[str, float],
+                       degrees_of_freedom: Mapping[str, int | None] | None = None) -> tuple[dict[str, Any], ...]:
+    """Guardrails whose tolerance is under GUARDRAIL_MIN_STANDARD_ERRORS standard errors of their delta.
+
+    Such a guardrail vetoes an exactly equal candidate with probability about
+    Phi(q - t / SE) (q = 1.96): 58% for the demo's brier tolerance of 0.005 at
+    n = 4000. Each record names the metric, tolerance, SE, the tolerance in
+    SEs and that probability.
+    """
+    from model_eval_gate.statistics.intervals import normal_cdf, normal_quantile, t_cdf, t_quantile
+
+    warnings = []
+    for name, tolerance in sorted(policy.guardrails.items()):
+        se = standard_errors.get(name)
+        if se is None or not math.isfinite(se) or se <= 0 or tolerance == 0:
+            continue
+        if tolerance >= GUARDRAIL_MIN_STANDARD_ERRORS * se:
+            continue
+        df = (degrees_of_freedom or {}).get(name)
+        q = normal_quantile(0.5 + CONFIDENCE / 2) if df is None else t_quantile(0.5 + CONFIDENCE / 2, df)
+        veto = normal_cdf(q - tolerance / se) if df is None else t_cdf(q - tolerance / se, df)
+        warnings.append({"metric": name, "tolerance": tolerance, "standard_error": se,
+                         "tolerance_in_standard_errors": tolerance / se, "equal_candidate_veto_probability": veto})
+    return tuple(warnings)
 
 
 def _primary_failure(primary: BootstrapResult, oriented: _Oriented) -> tuple[ReasonCode, str]:

@@ -217,6 +217,28 @@ def _biocreep_anchor(conn: psycopg.Connection, settings: Settings, benchmark: Be
     return anchor, evaluations.get(anchor) if anchor is not None else None
 
 
+def _guardrail_standard_errors(benchmark: Benchmark, evaluation: Evaluation) -> dict[str, float]:
+    """Each guardrail's expected SE on this split, from the first (root) evaluation (statistics/power.py)."""
+    from .statistics.power import paired_standard_error_estimate
+
+    task = "self_scored" if benchmark.self_scored else benchmark.task
+    found = {}
+    for column, name in enumerate(benchmark.metrics):
+        if name not in benchmark.guardrails:
+            continue
+        metric = stats.metric_for(task, name, higher_is_better=bool(benchmark.higher_is_better[name]))
+        predictions = evaluation.predictions
+        if task == "self_scored" and np.ndim(predictions) == 2:
+            predictions = np.asarray(predictions)[:, column]
+        try:
+            se = paired_standard_error_estimate(metric, benchmark.labels, predictions)
+        except ValueError:  # a single class: the root verdict reports the metric as undefined
+            continue
+        if se is not None:
+            found[metric.name] = se
+    return found
+
+
 def _policy(benchmark: Benchmark) -> decision.BenchmarkPolicy:
     return decision.BenchmarkPolicy.from_manifest(benchmark.manifest, benchmark.higher_is_better)
 
@@ -397,7 +419,8 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             scores = stats.scores_on_benchmark(benchmark, cand_eval.predictions)
             timings["statistics"] = time.perf_counter() - clock
             return finish(decision.decide(policy=policy, candidate_scores=scores, is_root=True,
-                                          confidence=confidence, advisory=not store))
+                                          confidence=confidence, advisory=not store,
+                                          guardrail_standard_errors=_guardrail_standard_errors(benchmark, cand_eval)))
 
         # From the split and the head's predictions, never an id: resubmitting
         # the same predictions under a new id cannot re-roll the interval.

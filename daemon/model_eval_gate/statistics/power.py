@@ -72,3 +72,31 @@ def registration_mde(metric: str, positives: int | None, negatives: int | None, 
     else:
         return None
     return (normal_quantile(0.5 + confidence / 2.0) + normal_quantile(power)) * math.sqrt(variance)
+
+
+def paired_standard_error_estimate(metric, y, predictions) -> float | None:
+    """SE of a future paired delta of `metric`, from one model's predictions (the first evaluation).
+
+    One model's per-example spread gives SE_1 = sd / sqrt(n) (delta method for
+    rmse, DeLong for AUROC); two versions whose errors correlate
+    REFERENCE_CORRELATION give sqrt(2 (1 - r)) SE_1.  None for average
+    precision (no simple variance).
+    """
+    import numpy as np
+
+    from model_eval_gate import stats
+    from model_eval_gate.statistics.delong import auroc_variance
+
+    factor = math.sqrt(2.0 * (1.0 - REFERENCE_CORRELATION))
+    predictions = np.asarray(predictions, dtype=np.float64)
+    if metric.kind is stats.MetricKind.AUROC:
+        return factor * math.sqrt(auroc_variance(y, predictions)[1])
+    if metric.kind is stats.MetricKind.AVERAGE_PRECISION:
+        return None
+    values = metric.per_example(None if y is None else np.asarray(y, dtype=np.float64), predictions)
+    n = values.size
+    se = float(np.std(values, ddof=1)) / math.sqrt(n)
+    if metric.kind is stats.MetricKind.ROOT_MEAN:
+        root = math.sqrt(float(np.mean(values)))
+        se = se / (2.0 * root) if root > 0 else 0.0
+    return factor * se
