@@ -75,3 +75,47 @@ def test_biocreep_anchor_picks_the_best_and_the_newest_among_equals():
     assert biocreep_anchor([("v5", 1.2), ("v3", 1.1), ("v0", 1.3)], False) == "v3"
     assert biocreep_anchor([("v2", float("nan")), ("v1", 0.7)], True) == "v1"
     assert biocreep_anchor([], True) is None
+
+
+GUARDED = BenchmarkPolicy("auroc", {"auroc": True, "brier": False}, non_inferiority_margin=0.01,
+                          guardrails={"brier": 0.005})
+
+
+def brier(candidate: float, other: float) -> BootstrapResult:
+    delta = candidate - other
+    return BootstrapResult("brier", False, candidate, other, delta, delta - HALF_WIDTH / 3, delta + HALF_WIDTH / 3,
+                           delta / other, 1000, 1000, 7, 0.95)
+
+
+def guarded_walk(with_anchor: bool, steps: int = 10):
+    """Each candidate gains +0.004 AUROC and costs 0.004 Brier (within the 0.005 tolerance of its parent)."""
+    auroc_of, brier_of = {"v0": 0.85}, {"v0": 0.15}
+    head, verdicts = "v0", []
+    for step in range(1, steps + 1):
+        name = f"v{step}"
+        a, b = auroc_of[head] + 0.004, brier_of[head] + 0.004
+        comparisons = {**comparison(a, auroc_of[head]), "brier": brier(b, brier_of[head])}
+        kwargs = {}
+        # The guardrail's own anchor: the plain promotion with the best (lowest) Brier.
+        anchor = biocreep_anchor([(v, brier_of[v]) for v in reversed(list(brier_of))], False)
+        if with_anchor and anchor != head:
+            kwargs = dict(guardrail_baselines={"brier": (anchor, brier(b, brier_of[anchor]))})
+        verdict = decide(policy=GUARDED, comparisons=comparisons, **kwargs)
+        verdicts.append(verdict)
+        if verdict.promotes:
+            auroc_of[name], brier_of[name] = a, b
+            head = name
+    return brier_of, verdicts
+
+
+def test_guardrail_loss_accumulates_when_checked_against_the_parent_only():
+    brier_of, verdicts = guarded_walk(with_anchor=False)
+    assert all(v.promotes for v in verdicts)
+    assert max(brier_of.values()) - brier_of["v0"] >= 0.04 - 1e-9  # eight tolerances worse
+
+
+def test_the_anchor_bounds_the_cumulative_guardrail_loss():
+    brier_of, verdicts = guarded_walk(with_anchor=True)
+    assert max(brier_of.values()) - brier_of["v0"] <= GUARDED.guardrails["brier"] + 1e-9
+    stopped = [v for v in verdicts if v.reason_code is decision.ReasonCode.CUMULATIVE_GUARDRAIL_LOSS]
+    assert stopped and "guardrail brier" in stopped[0].reason

@@ -1206,7 +1206,10 @@ def test_without_a_tradeoff_promotion_is_exactly_the_improvement_rule(kw):
         primary.candidate >= policy.floor if primary.higher_is_better else primary.candidate <= policy.floor
     )
     guardrails_hold = all(
-        oriented_bounds(kw["comparisons"][name])[1] >= -tolerance for name, tolerance in policy.guardrails.items()
+        # A tolerance of 0 means "not significantly worse" (policy 5.7).
+        (oriented_bounds(kw["comparisons"][name])[2] >= 0) if tolerance == 0
+        else (oriented_bounds(kw["comparisons"][name])[1] >= -tolerance)
+        for name, tolerance in policy.guardrails.items()
     )
     expected = delta >= 0 and ci_low > 0 and floor_met and guardrails_hold
     assert (verdict.outcome is Outcome.PROMOTE) is expected

@@ -118,6 +118,7 @@ class ReasonCode(StrEnum):
     PRIMARY_INFERIOR = "primary_inferior"
     CUMULATIVE_INFERIORITY = "cumulative_inferiority"
     GUARDRAIL_VIOLATED = "guardrail_violated"
+    CUMULATIVE_GUARDRAIL_LOSS = "cumulative_guardrail_loss"
     BELOW_FLOOR = "below_floor"
     # Set by the gate from policy/confirmation.py: the sealed split did not confirm a promotion.
     CONFIRMATION_FAILED = "confirmation_failed"
@@ -150,6 +151,7 @@ _REJECT_CODES = (
     ReasonCode.PRIMARY_INFERIOR,
     ReasonCode.CUMULATIVE_INFERIORITY,
     ReasonCode.GUARDRAIL_VIOLATED,
+    ReasonCode.CUMULATIVE_GUARDRAIL_LOSS,
     ReasonCode.BELOW_FLOOR,
     ReasonCode.CONFIRMATION_FAILED,
 )
@@ -952,6 +954,7 @@ def decide(
     advisory: bool = False,
     cross_check: DeLongResult | None = None,
     guardrail_standard_errors: Mapping[str, float] | None = None,
+    guardrail_baselines: Mapping[str, tuple[str | None, BootstrapResult]] | None = None,
 ) -> Verdict:
     """Apply the promotion policy (docs/model_promotion_policy.md) to computed statistics.
 
@@ -972,7 +975,7 @@ def decide(
         raise DecisionInputError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
     verdict = _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justification, evidence,
                       baseline_comparisons, baseline_version_id, predictions_identical, duplicate_of, error,
-                      error_code, confidence, advisory)
+                      error_code, confidence, advisory, guardrail_baselines)
     if guardrail_standard_errors and is_root and verdict.outcome is not Outcome.ERROR:
         # A root version's evaluation is the first on the split: its spread says what the guardrails can test.
         warnings = guardrail_warnings(policy, guardrail_standard_errors)
@@ -1012,7 +1015,7 @@ def _with_cross_check(verdict: Verdict, primary: BootstrapResult, delong: DeLong
 
 def _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justification, evidence, baseline_comparisons,
             baseline_version_id, predictions_identical, duplicate_of, error, error_code, confidence,
-            advisory) -> Verdict:
+            advisory, guardrail_baselines=None) -> Verdict:
     if error is not None:
         return _decide_error(policy, error, error_code)
     if not isinstance(policy, BenchmarkPolicy):
@@ -1048,7 +1051,8 @@ def _decide(policy, comparisons, candidate_scores, is_root, tradeoff_justificati
     if comparisons is None:
         raise DecisionInputError("comparisons (candidate vs parent) are required for a version with a parent")
     verdict = _decide_against_parent(
-        policy, comparisons, tradeoff_justification, evidence, baseline_comparisons, baseline_version_id
+        policy, comparisons, tradeoff_justification, evidence, baseline_comparisons, baseline_version_id,
+        guardrail_baselines,
     )
     verdict = _with_guardrail_warnings(verdict, policy, comparisons)
     return _with_resampling_note(_with_power_note(verdict, comparisons[policy.primary_metric]),
@@ -1204,6 +1208,7 @@ def _decide_against_parent(
     evidence: TradeoffEvidence | None,
     baseline_comparisons: Mapping[str, BootstrapResult] | None,
     baseline_version_id: str | None,
+    guardrail_baselines: Mapping[str, tuple[str | None, BootstrapResult]] | None = None,
 ) -> Verdict:
     metric = policy.primary_metric
     primary = comparisons[metric]
@@ -1261,6 +1266,7 @@ def _decide_against_parent(
                f"the candidate may be worse by up to {-_orient(result).ci_low:.4g}, more than its tolerance of "
                f"{tolerance:.4g}")
         failures.append((ReasonCode.GUARDRAIL_VIOLATED, f"{_change_text(result, 'Guardrail')}: {why}{more}"))
+    failures += _cumulative_guardrail_failures(policy, guardrail_baselines, primary.confidence)
     if not floor_met:
         failures.append(
             (ReasonCode.BELOW_FLOOR, _floor_text(metric, primary.candidate, policy.floor, primary.higher_is_better))
@@ -1300,6 +1306,41 @@ def _decide_against_parent(
         compared_with_baseline=baseline,
         **common,
     )
+
+
+def _cumulative_guardrail_failures(
+    policy: BenchmarkPolicy, guardrail_baselines: Mapping[str, tuple[str | None, BootstrapResult]] | None,
+    confidence: float,
+) -> list[tuple[ReasonCode, str]]:
+    """Each guardrail tested against its own anchor too, so its loss cannot accumulate across promotions.
+
+    `guardrail_baselines` maps a guardrail to (version, candidate vs that
+    version): the lineage's plain, unforced promotion with the best value of
+    that guardrail (biocreep_anchor applied to the guardrail). A guardrail
+    missing there, or undefined against its anchor, is not checked again (it
+    was checked against the parent).
+    """
+    if not guardrail_baselines:
+        return []
+    losses = []
+    for name, tolerance in sorted(policy.guardrails.items()):
+        if name not in guardrail_baselines:
+            continue
+        version_id, result = guardrail_baselines[name]
+        _validate_comparisons({name: result}, policy, "guardrail_baselines", (), confidence)
+        if _undefined_problem(result, "its anchor") is None and _guardrail_vetoes(result, tolerance):
+            losses.append((name, version_id, result, tolerance))
+    if not losses:
+        return []
+    name, version_id, result, tolerance = losses[0]
+    more = f" (and {len(losses) - 1} more guardrail(s))" if len(losses) > 1 else ""
+    return [(
+        ReasonCode.CUMULATIVE_GUARDRAIL_LOSS,
+        f"Against version {version_id or '(unnamed)'}, the lineage's best {name} among promotions without a "
+        f"tradeoff, guardrail {name} delta is {result.delta:+.4g} ({level_text(confidence)} CI [{result.ci_low:+.4g}, "
+        f"{result.ci_high:+.4g}]): the loss accumulated since then may reach {-_orient(result).ci_low:.4g}, more "
+        f"than its tolerance of {tolerance:.4g}{more}",
+    )]
 
 
 def _guardrail_vetoes(result: BootstrapResult, tolerance: float) -> bool:

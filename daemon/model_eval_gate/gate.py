@@ -188,18 +188,20 @@ def _flag_near_duplicates(conn: psycopg.Connection, result: dict, candidate_id: 
         result["near_duplicates"] = near
 
 
-def _biocreep_anchor(conn: psycopg.Connection, settings: Settings, benchmark: Benchmark, candidate: dict,
-                     parent_id: str, parent_eval: Evaluation, result: dict, *, store: bool,
-                     cancel) -> tuple[str | None, Evaluation | None]:
-    """The lineage's best plain promotion on this benchmark (decision.biocreep_anchor) and its evaluation.
+def _biocreep_anchors(conn: psycopg.Connection, settings: Settings, benchmark: Benchmark, candidate: dict,
+                      parent_id: str, parent_eval: Evaluation, result: dict, *, store: bool,
+                      cancel) -> tuple[dict[str, str | None], dict[str, Evaluation]]:
+    """The lineage's best plain promotion on this benchmark, for the primary metric and each guardrail.
 
-    Every plain, unforced promotion is scored on the split (evaluations come
-    from the cache after the first time); one that cannot be evaluated fails
-    the gate rather than being skipped, since skipping could drop the anchor.
+    decision.biocreep_anchor per metric, over every plain, unforced promotion
+    scored on the split (evaluations come from the cache after the first
+    time); one that cannot be evaluated fails the gate rather than being
+    skipped, since skipping could drop an anchor. Returns (metric -> anchor
+    version, version -> evaluation).
     """
     rows = db.fetch_all(conn, "plain_promotions_in_lineage", {"lineage_id": candidate["lineage_id"]})
     evaluations: dict[str, Evaluation] = {parent_id: parent_eval}
-    scored = []
+    scored: list[tuple[str, dict[str, float]]] = []
     for row in rows:
         version_id = row["artifact_id"]
         if version_id == candidate["id"]:
@@ -207,14 +209,19 @@ def _biocreep_anchor(conn: psycopg.Connection, settings: Settings, benchmark: Be
         if version_id not in evaluations:
             evaluations[version_id] = evaluate(conn, settings, version_id, benchmark, store=store, cancel=cancel)
         try:
-            score = stats.scores_on_benchmark(benchmark, evaluations[version_id].predictions)[benchmark.primary_metric]
+            scores = stats.scores_on_benchmark(benchmark, evaluations[version_id].predictions)
         except stats.MetricUndefined:
             continue
-        scored.append((version_id, score))
-    anchor = decision.biocreep_anchor(scored, bool(benchmark.higher_is_better[benchmark.primary_metric]))
-    result["biocreep_anchor"] = {"version_id": anchor, "plain_promotions": [
-        {"version_id": version_id, benchmark.primary_metric: score} for version_id, score in scored]}
-    return anchor, evaluations.get(anchor) if anchor is not None else None
+        scored.append((version_id, scores))
+    anchors = {}
+    for metric in (benchmark.primary_metric, *sorted(benchmark.guardrails)):
+        anchors[metric] = decision.biocreep_anchor([(v, s.get(metric)) for v, s in scored],
+                                                   bool(benchmark.higher_is_better[metric]))
+    primary = benchmark.primary_metric
+    result["biocreep_anchor"] = {"version_id": anchors[primary], "guardrail_anchors": {
+        m: anchors[m] for m in sorted(benchmark.guardrails)}, "plain_promotions": [
+        {"version_id": version_id, primary: scores.get(primary)} for version_id, scores in scored]}
+    return anchors, evaluations
 
 
 def _guardrail_standard_errors(benchmark: Benchmark, evaluation: Evaluation) -> dict[str, float]:
@@ -442,14 +449,32 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             result["undefined_metrics"] = undefined
         justification = (candidate["metadata"] or {}).get("tradeoff_justification")
         baseline_comparisons = baseline_id = None
-        if justification and not identical:
-            anchor_id, base_eval = _biocreep_anchor(conn, settings, benchmark, candidate, compared_against,
-                                                    parent_eval, result, store=store, cancel=cancel)
-            if anchor_id is not None and anchor_id not in (compared_against, candidate_id):
+        guardrail_baselines: dict[str, tuple[str, stats.BootstrapResult]] = {}
+        # The anchors bound a tradeoff's primary loss and every promotion's guardrail loss.
+        if (justification or benchmark.guardrails) and not identical:
+            anchors, evaluations = _biocreep_anchors(conn, settings, benchmark, candidate, compared_against,
+                                                     parent_eval, result, store=store, cancel=cancel)
+            against: dict[str, dict[str, stats.BootstrapResult]] = {}
+
+            def compared_with(version_id: str) -> dict[str, stats.BootstrapResult]:
+                if version_id not in against:
+                    anchor_eval = evaluations[version_id]
+                    against[version_id] = _compare(
+                        benchmark, cand_eval, anchor_eval, n_resamples=n_resamples, undefined={},
+                        confidence=confidence, seed=stats.derive_split_seed(benchmark.split_hash,
+                                                                            anchor_eval.predictions))
+                return against[version_id]
+
+            anchor_id = anchors.get(benchmark.primary_metric)
+            if justification and anchor_id is not None and anchor_id not in (compared_against, candidate_id):
                 baseline_id = anchor_id
-                baseline_comparisons = _compare(
-                    benchmark, cand_eval, base_eval, n_resamples=n_resamples, undefined={}, confidence=confidence,
-                    seed=stats.derive_split_seed(benchmark.split_hash, base_eval.predictions))
+                baseline_comparisons = compared_with(anchor_id)
+            for name in benchmark.guardrails:
+                version_id = anchors.get(name)
+                if version_id is not None and version_id not in (compared_against, candidate_id):
+                    found = compared_with(version_id).get(name)
+                    if found is not None:
+                        guardrail_baselines[name] = (version_id, found)
         timings["statistics"] = time.perf_counter() - clock
         _mark(timeline, "statistics_finished")
         evidence = decision.TradeoffEvidence(
@@ -467,7 +492,7 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             policy=policy, comparisons=comparisons, tradeoff_justification=justification, evidence=evidence,
             baseline_comparisons=baseline_comparisons, baseline_version_id=baseline_id,
             predictions_identical=identical, duplicate_of=duplicate_of, confidence=confidence,
-            advisory=not store, cross_check=cross_check,
+            advisory=not store, cross_check=cross_check, guardrail_baselines=guardrail_baselines or None,
         )
         timings["decide"] = time.perf_counter() - clock
         if confirmation_policy.needs_confirmation(verdict, is_root=False,
