@@ -6,6 +6,8 @@ Each subcommand prints rates with their Monte Carlo standard error
 figures.
 
     python benchmarks/sim_statistics.py clustered [--replicates 10000]
+    python benchmarks/sim_statistics.py few-positives [--replicates 2000]
+    python benchmarks/sim_statistics.py delong [--replicates 10000]
 
 Run from the checkout root with the package installed (or PYTHONPATH=daemon).
 """
@@ -70,10 +72,59 @@ def clustered(args) -> None:
               f"({time.perf_counter() - started:.0f} s)")
 
 
+# ------------------------------------------------------------------ few positives
+
+
+def few_positives(args) -> None:
+    print("null false-promotion rate, AUROC, equal binormal separation, 200 negatives, 1000 resamples")
+    print(f"{'positives':>9} {'percentile':>16} {'gate (t below 50)':>18} interval")
+    auroc = stats.metric_for("binary", "auroc")
+    for positives in (5, 10, 20, 30):
+        rng = np.random.default_rng(100 + positives)
+        by_gate = by_percentile = 0
+        interval = ""
+        for replicate in range(args.replicates):
+            y = np.r_[np.ones(positives), np.zeros(200)]
+            shared = rng.normal(0, 1, y.size)
+            candidate = y + 0.7 * shared + rng.normal(0, 0.7, y.size)
+            parent = y + 0.7 * shared + rng.normal(0, 0.7, y.size)
+            benchmark = SimpleNamespace(task="binary", self_scored=False, metrics=("auroc",), labels=y,
+                                        higher_is_better={"auroc": True})
+            result = stats.compare_on_benchmark(benchmark, candidate, parent, n_resamples=1000, seed=replicate)
+            by_gate += result["auroc"].ci_low > 0
+            interval = result["auroc"].interval
+            try:
+                plain = stats.paired_bootstrap(auroc, y, candidate, parent, n_resamples=1000, seed=replicate)
+                by_percentile += plain.ci_low > 0 and plain.n_valid >= 900
+            except stats.MetricUndefined:
+                pass
+        print(f"{positives:>9} {rate_text(by_percentile, args.replicates):>16} "
+              f"{rate_text(by_gate, args.replicates):>18} {interval}")
+
+
+# ------------------------------------------------------------------ DeLong
+
+
+def delong(args) -> None:
+    from model_eval_gate.statistics.delong import paired_delong
+
+    print("DeLong's paired test: null false-promotion rate (nominal 2.5%), binormal, 40% positives")
+    for n in (200, 600, 2000):
+        rng = np.random.default_rng(n)
+        hits = 0
+        for _ in range(args.replicates):
+            y = (rng.random(n) < 0.4).astype(float)
+            shared = rng.normal(size=n)
+            test = paired_delong(y, y + 0.7 * shared + rng.normal(0, 0.7, n), y + 0.7 * shared + rng.normal(0, 0.7, n))
+            hits += test.ci_low > 0
+        print(f"  n = {n:>5}: {rate_text(hits, args.replicates)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, function, replicates in (("clustered", clustered, 10000),):
+    for name, function, replicates in (("clustered", clustered, 10000), ("few-positives", few_positives, 2000),
+                                       ("delong", delong, 10000)):
         command = sub.add_parser(name)
         command.add_argument("--replicates", type=int, default=replicates)
         command.set_defaults(function=function)
