@@ -60,7 +60,7 @@ def fresh_home():
 def test_register_prints_the_new_id(conn, dsn, tmp_path):
     from benchmark_factory import make_benchmark, write_eval_py
 
-    benchmark = make_benchmark(tmp_path / "benchmarks", task="binary", n=40)
+    benchmark = make_benchmark(tmp_path / "benchmarks", task="binary", n=60)  # at least 20 of each class: registration refuses fewer for auroc
     recorded = run_cli("benchmark", "add", str(benchmark), cwd=tmp_path, MODEL_EVAL_GATE_DSN=dsn)
     assert recorded.returncode == 0, recorded.stderr
     benchmark_id = recorded.stdout.split()[2].rstrip(":")
