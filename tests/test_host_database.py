@@ -28,7 +28,7 @@ def cli(settings, *args, env=None):
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("MODEL_EVAL_GATE_")},
                    "PYTHONPATH": str(ROOT / "daemon"), "MODEL_EVAL_GATE_DSN": settings.dsn,
                    "MODEL_EVAL_GATE_ARTIFACT_ROOT": str(settings.resolved_artifact_root),
-                   "MODEL_EVAL_GATE_HOME": str(settings.home), "MODEL_EVAL_GATE_N_RESAMPLES": "200",
+                   "MODEL_EVAL_GATE_HOME": str(settings.home), "MODEL_EVAL_GATE_N_RESAMPLES": "1000",
                    **(env or {})}
     return subprocess.run([sys.executable, "-m", "model_eval_gate.cli", *args], env=environment, text=True,
                           capture_output=True, timeout=180, cwd=str(ROOT))
@@ -52,7 +52,7 @@ def host(empty_dsn, tmp_path):
         columns = host_columns(conn)
         rows = host_rows(conn, columns)
     settings = Settings(dsn=empty_dsn, home=tmp_path / "home", artifact_root=tmp_path / "artifacts",
-                        n_resamples=200)
+                        n_resamples=1000)
     return empty_dsn, settings, columns, rows
 
 
@@ -302,7 +302,7 @@ def test_without_pgvector_the_gate_runs_and_says_what_a_superuser_must_run(unpri
         assert feature["enabled"] is False
         assert "CREATE EXTENSION vector" in feature["detail"] and role in feature["detail"]
         assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'vector'").fetchone() is None
-    settings = Settings(dsn=dsn, home=tmp_path / "home", artifact_root=tmp_path / "artifacts", n_resamples=200)
+    settings = Settings(dsn=dsn, home=tmp_path / "home", artifact_root=tmp_path / "artifacts", n_resamples=1000)
     bench_dir = make_benchmark(tmp_path / "benchmarks", task="binary", n=200)
     assert cli(settings, "benchmark", "add", str(bench_dir)).returncode == 0
     with connect(dsn) as conn:

@@ -4,7 +4,7 @@ Simulations are against a known population truth: clustered binormal scores
 where candidate and parent swap a per-cluster advantage with a fair coin, so
 by symmetry their population AUROCs are exactly equal (the null), and within
 a cluster each model's AUROC is the binormal Phi(d / sqrt(2 var)).  Rates are
-asserted with their Monte Carlo error stated; benchmarks/bench_clustered.py
+asserted with their Monte Carlo error stated; benchmarks/sim_statistics.py clustered
 is the long version.
 """
 from __future__ import annotations
@@ -165,6 +165,32 @@ def test_a_verdict_says_when_the_interval_is_few_groups_t():
     assert verdict.as_dict()["resampling"] == {"interval": "few_groups_t", "degrees_of_freedom": 11,
                                                "resampled": "12 groups"}
     assert comparisons["auroc"].as_dict()["interval"] == "few_groups_t"
+
+
+def test_the_few_groups_t_interval_follows_the_holdout_attempts_level():
+    """Attempt k of holdout accounting is tested at 1 - 2 alpha_k; the t interval takes that level's t quantile."""
+    from model_eval_gate.policy.multiplicity import confidence_for_attempt
+
+    rng = np.random.default_rng(11)
+    y, cluster, candidate, parent = clustered_binormal(rng, 12, 50, 0.0)
+    candidate = candidate + 0.8 * y
+    benchmark = grouped_benchmark(y, cluster)
+    single = stats.compare_on_benchmark(benchmark, candidate, parent, n_resamples=1000, seed=2)["auroc"]
+    level = confidence_for_attempt(5)
+    comparisons = stats.compare_on_benchmark(benchmark, candidate, parent, n_resamples=1000, seed=2,
+                                             confidence=level)
+    attempt = comparisons["auroc"]
+    assert attempt.interval == "few_groups_t" and attempt.confidence == level
+    # The same resamples, so the same standard error: the widths differ by the t quantiles' ratio alone.
+    ratio = intervals.t_quantile(0.5 + level / 2, 11) / intervals.t_quantile(0.975, 11)
+    assert (attempt.ci_high - attempt.ci_low) == pytest.approx((single.ci_high - single.ci_low) * ratio, rel=1e-12)
+    assert attempt.delta == single.delta
+    verdict = decision.decide(policy=decision.BenchmarkPolicy("auroc", {"auroc": True}), comparisons=comparisons,
+                              confidence=level)
+    assert verdict.confidence == level and verdict.resampling["interval"] == "few_groups_t"
+    assert f"{decision.level_text(level)} CI" in verdict.reason
+    with pytest.raises(decision.DecisionInputError, match="this decision is made at"):
+        decision.decide(policy=decision.BenchmarkPolicy("auroc", {"auroc": True}), comparisons=comparisons)
 
 
 def test_binormal_truth_within_a_cluster():

@@ -209,3 +209,51 @@ def test_the_kernel_refuses_arguments_of_another_type():
     """Compiled for fixed signatures: a wrong dtype is an error, never a silent new compilation."""
     with pytest.raises(TypeError):
         compiled_bootstrap._pairwise_sum(np.ones(10, dtype=np.float32), 0, 10)
+
+
+def test_designs_are_resampled_by_the_design_path_whatever_the_engine(monkeypatch):
+    """Groups, strata and few positives never reach the kernel: the same bits under every engine, run after run.
+
+    The kernel draws independent examples; statistics/resampling.py draws
+    design units. A design run that reached _compiled_engine would be
+    resampling the wrong thing, so the probe fails the test if it is asked.
+    """
+    from types import SimpleNamespace
+
+    from model_eval_gate.statistics.design import ResamplingDesign
+
+    rng = np.random.default_rng(12)
+    n_groups, per_group = 24, 30
+    y = (rng.random(n_groups * per_group) < 0.4).astype(np.float64)
+    groups = np.repeat(np.arange(n_groups), per_group)
+    candidate = y * 1.0 + rng.normal(0.0, 0.5, n_groups)[groups] + rng.normal(0.0, 1.0, y.size)
+    parent = candidate + rng.normal(0.0, 0.4, y.size)
+    probabilities = (1.0 / (1.0 + np.exp(-candidate)), 1.0 / (1.0 + np.exp(-parent)))
+    metrics = ("auroc", "average_precision", "brier", "accuracy")
+    grouped = SimpleNamespace(task="binary", self_scored=False, metrics=metrics, labels=y,
+                              higher_is_better={m: stats.metric_for("binary", m).higher_is_better for m in metrics},
+                              resampling_design=ResamplingDesign.from_columns(y.size, groups=groups))
+    few = np.zeros(400)
+    few[:12] = 1.0
+    few_candidate = np.clip(0.2 * few + rng.random(400), 0.0, 1.0)
+    few_parent = np.clip(few_candidate + rng.normal(0.0, 0.1, 400), 0.0, 1.0)
+    few_positives = SimpleNamespace(task="binary", self_scored=False, metrics=("auroc",), labels=few,
+                                    higher_is_better={"auroc": True})
+
+    def compare(engine: str, threads: int | None):
+        monkeypatch.setattr(stats, "BOOTSTRAP_ENGINE", engine)
+        monkeypatch.setattr(stats, "BOOTSTRAP_THREADS", threads)
+        return (stats.compare_on_benchmark(grouped, *probabilities, n_resamples=1000, seed=5),
+                stats.compare_on_benchmark(few_positives, few_candidate, few_parent, n_resamples=1000, seed=5))
+
+    reference = compare("numpy", None)
+    assert reference[0]["auroc"].interval == "few_groups_t" and reference[0]["auroc"].resampled == "24 groups"
+    assert reference[1]["auroc"].interval == "few_positives_t"
+
+    def no_kernel(*args, **kwargs):
+        raise AssertionError("a design run asked for the independent-example kernel")
+
+    monkeypatch.setattr(stats, "COMPILED_MIN_DRAWS", 0)
+    monkeypatch.setattr(stats, "_compiled_engine", no_kernel)
+    for engine, threads in (("compiled", None), ("compiled", 1), ("auto", 2), ("numpy", None)):
+        assert compare(engine, threads) == reference, (engine, threads)

@@ -1045,7 +1045,7 @@ def registration_problems(benchmark: Benchmark) -> list[str]:
     A rank metric that decides (primary or guardrail) needs at least
     MIN_RANK_CLASS_COUNT examples of each class: with 3 / 5 / 10 positives the
     percentile bootstrap promoted equal models 9.7% / 6.2% / 4.5% of the time
-    (docs/model_promotion_policy.md 14.3).
+    (docs/model_promotion_policy.md 15.3).
     """
     problems = []
     deciding = [m for m in (benchmark.primary_metric, *benchmark.guardrails) if m in RANK_METRICS]

@@ -66,7 +66,7 @@ GUARDRAIL_MIN_STANDARD_ERRORS = 3.0
 #: A benchmark whose primary metric or a guardrail is a rank metric (auroc,
 #: average_precision) needs at least this many examples of each class to be
 #: registered: below it the interval's error rate is not under control
-#: (docs/model_promotion_policy.md 14.3).
+#: (docs/model_promotion_policy.md 15.3).
 MIN_RANK_CLASS_COUNT = 20
 
 #: Fewer resamples than this make a percentile interval's ends noisy enough to
@@ -978,7 +978,7 @@ def decide(
                       error_code, confidence, advisory, guardrail_baselines)
     if guardrail_standard_errors and is_root and verdict.outcome is not Outcome.ERROR:
         # A root version's evaluation is the first on the split: its spread says what the guardrails can test.
-        warnings = guardrail_warnings(policy, guardrail_standard_errors)
+        warnings = guardrail_warnings(policy, guardrail_standard_errors, confidence=confidence)
         if warnings:
             verdict = _warned(verdict, warnings, "future comparisons on this split")
     if cross_check is not None and comparisons is not None and verdict.outcome is not Outcome.ERROR:
@@ -1067,6 +1067,7 @@ def _with_guardrail_warnings(verdict: Verdict, policy: BenchmarkPolicy,
     if verdict.outcome is Outcome.ERROR:
         return verdict
     standard_errors, dfs = {}, {}
+    confidence = comparisons[policy.primary_metric].confidence  # every interval of a decision shares it
     for name in policy.guardrails:
         result = comparisons[name]
         if not (math.isfinite(result.ci_low) and math.isfinite(result.ci_high)):
@@ -1075,7 +1076,7 @@ def _with_guardrail_warnings(verdict: Verdict, policy: BenchmarkPolicy,
              else t_quantile(0.5 + result.confidence / 2, result.degrees_of_freedom))
         standard_errors[name] = (result.ci_high - result.ci_low) / (2 * q)
         dfs[name] = result.degrees_of_freedom
-    warnings = guardrail_warnings(policy, standard_errors, dfs)
+    warnings = guardrail_warnings(policy, standard_errors, dfs, confidence)
     return _warned(verdict, warnings, "this split") if warnings else verdict
 
 
@@ -1355,13 +1356,15 @@ def _guardrail_vetoes(result: BootstrapResult, tolerance: float) -> bool:
 
 
 def guardrail_warnings(policy: BenchmarkPolicy, standard_errors: Mapping[str, float],
-                       degrees_of_freedom: Mapping[str, int | None] | None = None) -> tuple[dict[str, Any], ...]:
+                       degrees_of_freedom: Mapping[str, int | None] | None = None,
+                       confidence: float = CONFIDENCE) -> tuple[dict[str, Any], ...]:
     """Guardrails whose tolerance is under GUARDRAIL_MIN_STANDARD_ERRORS standard errors of their delta.
 
     Such a guardrail vetoes an exactly equal candidate with probability about
-    Phi(q - t / SE) (q = 1.96): 58% for the demo's brier tolerance of 0.005 at
-    n = 4000. Each record names the metric, tolerance, SE, the tolerance in
-    SEs and that probability.
+    Phi(q - t / SE), q the two-sided quantile of `confidence` (1.96 for a
+    single test, more at a later holdout attempt): 58% for the demo's brier
+    tolerance of 0.005 at n = 4000 and 95%. Each record names the metric,
+    tolerance, SE, the tolerance in SEs and that probability.
     """
     from model_eval_gate.statistics.intervals import normal_cdf, normal_quantile, t_cdf, t_quantile
 
@@ -1373,7 +1376,7 @@ def guardrail_warnings(policy: BenchmarkPolicy, standard_errors: Mapping[str, fl
         if tolerance >= GUARDRAIL_MIN_STANDARD_ERRORS * se:
             continue
         df = (degrees_of_freedom or {}).get(name)
-        q = normal_quantile(0.5 + CONFIDENCE / 2) if df is None else t_quantile(0.5 + CONFIDENCE / 2, df)
+        q = normal_quantile(0.5 + confidence / 2) if df is None else t_quantile(0.5 + confidence / 2, df)
         veto = normal_cdf(q - tolerance / se) if df is None else t_cdf(q - tolerance / se, df)
         warnings.append({"metric": name, "tolerance": tolerance, "standard_error": se,
                          "tolerance_in_standard_errors": tolerance / se, "equal_candidate_veto_probability": veto})

@@ -29,7 +29,11 @@ Two engines compute exactly that.  The numpy path below (a helper thread
 draws the next chunk while the current one is scored) is the reference; the
 compiled kernel in statistics/compiled_bootstrap.py (numba, on every core)
 does the same arithmetic in fused loops, 10-20 times faster at a million
-examples.  BOOTSTRAP_ENGINE chooses.
+examples.  BOOTSTRAP_ENGINE chooses.  Both draw independent examples: a
+benchmark that declares groups or strata, or has few examples of one class,
+is resampled by statistics/resampling.py instead (numpy, whatever
+BOOTSTRAP_ENGINE says), whose kernels work on per-group sums, so a resample
+costs O(groups) and the kernel has nothing to add.
 
 Performance: the scores are sorted once per model; a resample then costs a
 few O(n) passes (count the draws, gather the counts in score order,
@@ -93,6 +97,7 @@ PREFETCH_DRAWS = True
 #: numba, every core) for runs of at least COMPILED_MIN_DRAWS drawn positions
 #: when numba imports, else numpy.  "numpy": always the numpy path below, the
 #: reference the kernel is tested against.  "compiled": the kernel, or an error.
+#: Designs (groups, strata, label classes) always take statistics/resampling.py.
 BOOTSTRAP_ENGINE = "auto"
 
 #: Below this many drawn positions (examples x resamples) "auto" stays with

@@ -5,7 +5,7 @@ independent draw.  Real benchmarks often hold clusters of dependent examples
 (cells from one donor, visits of one patient, time points of one culture).
 When two models differ per cluster, resampling examples makes the interval
 about sqrt(cluster size x intra-cluster correlation) too narrow and false
-promotions run far above the nominal rate (benchmarks/bench_clustered.py).
+promotions run far above the nominal rate (benchmarks/sim_statistics.py clustered).
 
 A `ResamplingDesign` names the resampling unit and the strata:
 

@@ -14,7 +14,7 @@
   on count - 1 degrees of freedom.
 * `bca`: Efron's bias-corrected and accelerated interval.  Measured and
   not used by the policy: with few positives it was further from nominal
-  than the percentile interval (docs/model_promotion_policy.md 14.3).
+  than the percentile interval (docs/model_promotion_policy.md 15.3).
 
 Student's t quantile is computed here (regularised incomplete beta by
 Lentz's continued fraction, inverted by bisection) because scipy is a test
