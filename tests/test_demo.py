@@ -163,6 +163,30 @@ def test_benchmarks_are_generated_deterministically(tmp_path):
         assert hashes[0] == hashes[1], spec.id
 
 
+@pytest.mark.parametrize("benchmark_id, group, n_groups, per_group", [
+    (scenario.ABETA_BENCHMARK, "participant", 240, 9), (scenario.IL6_BENCHMARK, "culture", 200, 8)])
+def test_the_clustered_benchmarks_declare_their_groups_and_are_resampled_by_group(tmp_path, benchmark_id, group,
+                                                                                  n_groups, per_group):
+    """A participant's samples (a culture's time points) are not independent: the bootstrap resamples whole groups."""
+    from model_eval_gate import stats
+
+    spec = next(s for s in scenario.BENCHMARKS if s.id == benchmark_id)
+    table = spec.draw()
+    directory = datasets.write_benchmark(tmp_path, spec.manifest, table, inputs_name=spec.inputs_name)
+    benchmark = load_benchmark(directory)
+    design = benchmark.resampling_design
+    assert design is not None and design.grouped and design.n_units == n_groups
+    assert (design.unit_sizes == per_group).all()
+    np.testing.assert_array_equal(design.unit_of_example, table.column(group).astype(int))
+    # The group column sits beside the labels, outside inputs/ (the inputs keep their own copy of it).
+    assert (directory / "labels.csv").read_text().splitlines()[0] == f"example_id,label,{group}"
+    rng = np.random.default_rng(1)
+    truth = benchmark.labels
+    candidate, parent = truth + rng.normal(0, 0.1, truth.size), truth + rng.normal(0, 0.1, truth.size)
+    result = stats.compare_on_benchmark(benchmark, candidate, parent, n_resamples=1000, seed=3)["rmse"]
+    assert result.resampled == f"{n_groups} {group}s" and result.interval == "percentile"
+
+
 def run_eval_py(model_dir: Path, benchmark_dir: Path, out: Path) -> subprocess.CompletedProcess:
     out.mkdir()
     return subprocess.run([sys.executable, "eval.py", "--split", str(benchmark_dir / "inputs"), "--out", str(out)],

@@ -314,8 +314,12 @@ def write_benchmark(root: Path, manifest: Mapping[str, Any], table: Table, *, in
                     classes: Sequence[str] | None = None) -> Path:
     """Write benchmark.json, inputs/<inputs_name> (example_id + columns) and labels.csv under root/<id>.
 
-    Files are world-readable and directories world-searchable: the sandbox
-    reads inputs/ as an unprivileged user.
+    A manifest whose `resampling` names a group_column (examples that come in
+    clusters: a participant's samples, a culture's time points) gets that
+    table column beside the labels, where the gate reads it and models never
+    see it (docs/model_promotion_policy.md 15.1). Files are world-readable and
+    directories world-searchable: the sandbox reads inputs/ as an unprivileged
+    user.
     """
     directory = root / manifest["id"]
     (directory / "inputs").mkdir(parents=True, exist_ok=True)
@@ -328,8 +332,13 @@ def write_benchmark(root: Path, manifest: Mapping[str, Any], table: Table, *, in
         labels = [str(int(v)) for v in table.labels]
     else:
         labels = [_number(v) for v in table.labels]
+    group_column = (manifest.get("resampling") or {}).get("group_column")
+    header, cells = "example_id,label", [f"{i},{y}" for i, y in zip(table.ids, labels)]
+    if group_column is not None:
+        header += f",{group_column}"
+        cells = [f"{cell},{_number(g)}" for cell, g in zip(cells, table.column(group_column))]
     labels_path = directory / "labels.csv"
-    labels_path.write_text("example_id,label\n" + "".join(f"{i},{y}\n" for i, y in zip(table.ids, labels)))
+    labels_path.write_text(f"{header}\n" + "".join(f"{cell}\n" for cell in cells))
     labels_path.chmod(0o644)
     manifest_path = directory / "benchmark.json"
     manifest_path.write_text(json.dumps({**manifest, "labels": "labels.csv"}, indent=2) + "\n")

@@ -94,7 +94,9 @@ BENCHMARKS: tuple[BenchmarkSpec, ...] = (
                         "abeta_kinetics_table, seed 2401): soluble amyloid-beta in ng/mL after a perturbed "
                         "baseline. Margin and floor in ng/mL.",
          "task": "regression", "primary_metric": "rmse", "metrics": ["rmse", "mae"],
-         "non_inferiority_margin": 0.01, "floor": 0.25},
+         "non_inferiority_margin": 0.01, "floor": 0.25,
+         # A participant's 9 samples share its rates: the bootstrap resamples participants.
+         "resampling": {"group_column": "participant"}},
         "samples.csv", lambda: data.abeta_kinetics_table(240, seed=2401)),
     BenchmarkSpec(
         {"id": IL6_BENCHMARK, "title": "IL-6 release by iPSC microglia after amyloid-beta exposure",
@@ -102,7 +104,9 @@ BENCHMARKS: tuple[BenchmarkSpec, ...] = (
                         "il6_timecourse_table, seed 2501): IL-6 in ng/mL by dose, TREM2 genotype and time. "
                         "Margin and floor in ng/mL.",
          "task": "regression", "primary_metric": "rmse", "metrics": ["rmse", "mae"],
-         "non_inferiority_margin": 0.05, "floor": 1.5},
+         "non_inferiority_margin": 0.05, "floor": 1.5,
+         # A culture's 8 time points share its rates: the bootstrap resamples cultures.
+         "resampling": {"group_column": "culture"}},
         "samples.csv", lambda: data.il6_timecourse_table(200, seed=2501)),
     BenchmarkSpec(
         {"id": TARGET_BENCHMARK, "title": "Known AD targets among 3,000 genes",
