@@ -177,6 +177,16 @@ def test_a_rejection_releases_no_value_computed_on_the_labels():
     assert "attempt 3" in text and "auroc" in text
 
 
+@pytest.mark.parametrize("code", ["cumulative_guardrail_loss", "too_few_resamples", "cumulative_inferiority"])
+def test_the_statistics_reason_codes_have_a_sentence_that_names_no_value(code):
+    result = {"candidate_id": "c", "compared_against": "p", "benchmark_id": "b", "primary_metric": "auroc",
+              "outcome": "error" if code == "too_few_resamples" else "reject", "reason_code": code,
+              "reason": "Against version v1, guardrail brier delta is +0.0062 (95% CI [+0.001, +0.011])"}
+    released = release.author_release(result, release_step=0.01, attempt=2, alpha=alpha_for_attempt(2))
+    assert released["reason"] != f"Verdict {result['outcome']} ({code})."  # its own sentence, not the fallback
+    assert not re.search(r"0\.0062|0\.001|0\.011|CI", released["reason"]), released["reason"]
+
+
 # ------------------------------------------------------------ the real gate --
 
 @pytest.fixture

@@ -61,15 +61,19 @@ _SENTENCES: Mapping[str, str] = {
     "tradeoff_unverifiable": "Rejected: the tradeoff justification cannot be verified",
     "tradeoff_claim_not_met": "Rejected: the gate's measurements do not support the tradeoff claim",
     "primary_inferior": "Rejected: {metric} may be worse than the non-inferiority margin allows",
-    "cumulative_inferiority": "Rejected: against the lineage's last promotion without a tradeoff, {metric} may "
+    "cumulative_inferiority": "Rejected: against the lineage's best promotion without a tradeoff, {metric} may "
                               "have lost more than the margin allows",
     "guardrail_violated": "Rejected: a guardrail metric may be worse than its tolerance allows",
+    "cumulative_guardrail_loss": "Rejected: against the lineage's best promotion on a guardrail metric, that "
+                                 "guardrail may have lost more than its tolerance allows",
     "below_floor": "Rejected: {metric} does not meet the benchmark's floor",
     "confirmation_failed": "Rejected: the candidate passed the public split but not the sealed confirmation split",
     "metric_undefined": "Not decided: a decisive metric is undefined on the benchmark split; an operator has "
                         "the details",
     "insufficient_valid_resamples": "Not decided: the benchmark split is too small or too imbalanced for a "
                                     "decisive metric; an operator has the details",
+    "too_few_resamples": "Not decided: the gate was run with fewer bootstrap resamples than a binding verdict "
+                         "needs; an operator must raise MODEL_EVAL_GATE_N_RESAMPLES",
     "rate_limited": "Not decided: too many queries against this benchmark; try again later",
     "holdout_budget_spent": "Not decided: the benchmark split has answered all the queries its budget allows; "
                             "an operator must refresh it",
