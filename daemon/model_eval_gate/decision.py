@@ -593,7 +593,7 @@ class MetricRow:
 
 @dataclass(frozen=True)
 class BaselineComparison:
-    """The biocreep check: candidate vs the lineage's last promotion that needed no tradeoff.
+    """The biocreep check: candidate vs the lineage's best unforced promotion that needed no tradeoff.
 
     is_parent is True when that baseline is the parent itself (baseline_comparisons
     was None); the check then coincides with the primary non-inferiority test.
