@@ -40,6 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "daemon"))
 
 from model_eval_gate import sandbox  # noqa: E402
+from model_eval_gate.config import DEFAULT_SANDBOX_UID  # noqa: E402
+from model_eval_gate.sandbox import command as sandbox_command  # noqa: E402
+from model_eval_gate.sandbox import outputs as sandbox_outputs  # noqa: E402
+from model_eval_gate.sandbox import process as sandbox_process  # noqa: E402
+from model_eval_gate.sandbox import resolve as sandbox_resolve  # noqa: E402
 
 TARGET_OVERHEAD_MS = 10.0
 
@@ -69,18 +74,18 @@ class CommandLines:
 
     def __init__(self, top: Path, model: Path, split: Path, limits: sandbox.SandboxLimits):
         self.root_mode = os.geteuid() == 0
-        self.interpreter = sandbox._interpreter(sys.executable)
-        self.tools = sandbox._resolve_tools(None, root_mode=self.root_mode, allow_unsandboxed=False)
-        self.env = sandbox._sandbox_env(os.path.dirname(self.interpreter.executable))
+        self.interpreter = sandbox_resolve._interpreter(sys.executable)
+        self.tools = sandbox_resolve._resolve_tools(None, root_mode=self.root_mode, allow_unsandboxed=False)
+        self.env = sandbox_command._sandbox_env(os.path.dirname(self.interpreter.executable))
         self.limits = limits
         out = Path(tempfile.mkdtemp(prefix="out-", dir=top))
-        uid = sandbox.DEFAULT_SANDBOX_UID
+        uid = DEFAULT_SANDBOX_UID
         if self.root_mode:
             os.chown(out, uid, uid)
         command = [self.interpreter.executable, "-c", "pass"]
         # Without the seccomp filter (a pipe bwrap reads once per run): these
         # command lines are spawned many times; the filter costs microseconds.
-        full = sandbox._bwrap_argv(self.tools, command, self.env, self.interpreter, str(model), str(split),
+        full = sandbox_command._bwrap_argv(self.tools, command, self.env, self.interpreter, str(model), str(split),
                                    str(out), limits, uid, uid, self.root_mode)
         pid1 = full.index("--as-pid-1")
         timeout_at = full.index(self.tools.timeout)
@@ -90,7 +95,7 @@ class CommandLines:
         self.drop_uid = full[full.index(self.tools.setpriv):-len(command)] if self.root_mode else []
         self.command = command
         self.full = full
-        self.prlimit = sandbox._prlimit_argv(sandbox._find_tool("prlimit", None), limits)
+        self.prlimit = sandbox_command._prlimit_argv(sandbox_resolve._find_tool("prlimit", None), limits)
 
     def layers(self) -> dict[str, list[str]]:
         layers = {"bwrap, its own init": self.bwrap_options + self.command}
@@ -110,9 +115,9 @@ class CommandLines:
             ["/bin/sh", "-c", ulimits + ' && "$@"; exit $?', "sh"] + self.drop_uid + self.command
 
     def run_held_for_limits(self) -> None:
-        """The product's command line with its rlimits, set the product's way (sandbox._LimitHold)."""
-        hold = sandbox._LimitHold(self.limits)
-        process = subprocess.Popen(hold.argv(self.full), env=sandbox._BWRAP_ENV, cwd="/", stdin=subprocess.DEVNULL,
+        """The product's command line with its rlimits, set the product's way (sandbox_process._LimitHold)."""
+        hold = sandbox_process._LimitHold(self.limits)
+        process = subprocess.Popen(hold.argv(self.full), env=sandbox_resolve._BWRAP_ENV, cwd="/", stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=hold.child_fds,
                                    start_new_session=True)
         hold.spawned()
@@ -156,15 +161,15 @@ def main() -> int:
 
         variants["product: run_eval_py + discard_output"] = product
         for name, argv in lines.layers().items():
-            variants[f"layers: {name}"] = (lambda a=argv: spawn_and_wait(a, sandbox._BWRAP_ENV))
+            variants[f"layers: {name}"] = (lambda a=argv: spawn_and_wait(a, sandbox_resolve._BWRAP_ENV))
         variants["layers: + rlimits held on --block-fd (the product's)"] = lines.run_held_for_limits
         variants["previous: prlimit exec'd in front of bwrap"] = \
-            lambda: spawn_and_wait(lines.prlimit + lines.full, sandbox._BWRAP_ENV)
+            lambda: spawn_and_wait(lines.prlimit + lines.full, sandbox_resolve._BWRAP_ENV)
         variants["option: sh PID 1 with ulimit (no backstop)"] = \
-            lambda: spawn_and_wait(lines.shell_pid1(), sandbox._BWRAP_ENV)
+            lambda: spawn_and_wait(lines.shell_pid1(), sandbox_resolve._BWRAP_ENV)
         if lines.root_mode:
             def tmpfs_cycle() -> None:
-                out = sandbox._create_out_dir(top, limits, (sandbox.DEFAULT_SANDBOX_UID,) * 2, bounded_by_tmpfs=True)
+                out = sandbox_outputs._create_out_dir(top, limits, (DEFAULT_SANDBOX_UID,) * 2, bounded_by_tmpfs=True)
                 sandbox.discard_output(out)
             variants["output tmpfs: mount + unmount + rmdir"] = tmpfs_cycle
 

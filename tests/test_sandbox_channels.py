@@ -15,7 +15,7 @@ import pytest
 
 from hostile.harness import ISOLATED_UID, TIGHT_LIMITS, make_layout, observations, require_bubblewrap
 from model_eval_gate.sandbox import discard_output, run_eval_py
-from model_eval_gate.seccomp import _ARCHES
+from model_eval_gate.sandbox.seccomp import _ARCHES
 
 _, SYSCALLS = _ARCHES[platform.machine()]
 

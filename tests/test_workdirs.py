@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from model_eval_gate.workdirs import LOCK_NAME, PREFIX, process_work_dir, remove_leftovers
+from model_eval_gate.sandbox.workdirs import LOCK_NAME, PREFIX, process_work_dir, remove_leftovers
 
 
 def _leftover(root, name, *, locked_by=None):

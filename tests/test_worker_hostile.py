@@ -13,7 +13,7 @@ from invariants import assert_lineage_invariants
 from test_worker import DaemonStarter, insert_candidate, jobs_of, promoted_root, wait_decided, wait_until, write_model
 
 from model_eval_gate.evaluate import model_dir
-from model_eval_gate.workdirs import PREFIX
+from model_eval_gate.sandbox.workdirs import PREFIX
 
 pytestmark = pytest.mark.slow
 ROOT_MODE = os.geteuid() == 0

@@ -26,7 +26,7 @@ from .config import Settings
 from .evaluation import environments
 from .logging import get_logger
 from .model_dir_hash import HashLimits, ModelDirectoryRefused, hash_model_dir
-from .workdirs import process_work_dir
+from .sandbox.workdirs import process_work_dir
 
 log = get_logger(__name__)
 
@@ -201,7 +201,7 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
     # Built outside the evaluation's wall limit, under its own (docs/environments.md).
     environment = _build_environment(settings, plan, artifact_id) if plan else None
     # Under this process's own locked directory, so that a daemon started after
-    # this one is killed mid-run can tell the leftovers are dead (workdirs.py).
+    # this one is killed mid-run can tell the leftovers are dead (sandbox/workdirs.py).
     work_dir = Path(tempfile.mkdtemp(prefix="meg-eval-", dir=process_work_dir(settings.work_dir)))
     try:
         started = time.perf_counter()

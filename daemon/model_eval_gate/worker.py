@@ -56,7 +56,7 @@ from .lifecycle import LeaseLost, NotApplicable
 from .logging import get_logger
 from .metrics import DaemonMetrics, MetricsUnavailable
 from .sdnotify import SystemdNotifier
-from .workdirs import remove_leftovers, work_root
+from .sandbox.workdirs import remove_leftovers, work_root
 
 CONTROL_APPLICATION = "model-eval-gate-daemon"
 WORKER_APPLICATION = "model-eval-gate-worker"
@@ -309,7 +309,7 @@ class Daemon:
                       url=f"http://{self.settings.metrics_address}:{port}/metrics")
 
     def _remove_leftovers(self) -> None:
-        """What earlier evaluating processes killed mid-run left under the work root (workdirs.py)."""
+        """What earlier evaluating processes killed mid-run left under the work root (sandbox/workdirs.py)."""
         try:
             removed = remove_leftovers(self.settings.work_dir)
         except OSError as exc:

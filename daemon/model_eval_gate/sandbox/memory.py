@@ -22,8 +22,15 @@ unsandboxed run, and is not a whole-sandbox figure.
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
+
+import structlog
+
+from .limits import SandboxLimits
+
+_log = structlog.get_logger(__name__)
 
 SAMPLE_INTERVAL = 0.1
 # Sampling may take at most this share of a core: with thousands of
@@ -247,3 +254,34 @@ class RunCgroup:
                 except OSError:
                     pass
                 time.sleep(0.05)
+
+
+# --- the deployment's cgroups, found once per process ----------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _cgroup_parent() -> tuple[str | None, str]:
+    parent, why = detect_cgroup_parent()
+    if parent is not None:
+        problem = prepare_cgroup_parent(parent)
+        if problem is not None:
+            return None, problem
+    return parent, why
+
+
+def memory_measurement() -> tuple[str, str]:
+    """How sandboxed runs' memory is bounded and measured here: ("cgroup" or "process_tree", why)."""
+    parent, why = _cgroup_parent()
+    return ("cgroup" if parent is not None else "process_tree"), why
+
+
+def _new_run_cgroup(limits: SandboxLimits) -> RunCgroup | None:
+    parent, _ = _cgroup_parent()
+    if parent is None:
+        return None
+    try:
+        return RunCgroup(parent, limits.memory_bytes, limits.max_processes)
+    except OSError as exc:
+        _log.warning("sandbox.cgroup_unavailable", parent=parent, error=str(exc),
+                     consequence="this run's memory is sampled over its process tree instead")
+        return None

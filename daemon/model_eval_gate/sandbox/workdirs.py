@@ -122,7 +122,7 @@ def _unmount_below(directory: Path) -> None:
     points = _mount_points_below(directory)
     if not points:
         return
-    from .sandbox import _unmount  # the runner's own umount2(MNT_DETACH | UMOUNT_NOFOLLOW)
+    from .outputs import _unmount  # the runner's own umount2(MNT_DETACH | UMOUNT_NOFOLLOW)
 
     for point in points:
         try:
@@ -132,6 +132,6 @@ def _unmount_below(directory: Path) -> None:
 
 
 def _remove_tree(path: Path) -> None:
-    from .sandbox import _remove_tree as remove  # restores permissions the model took away, then removes
+    from .outputs import _remove_tree as remove  # restores permissions the model took away, then removes
 
     remove(str(path))
