@@ -193,6 +193,26 @@ def test_the_few_groups_t_interval_follows_the_holdout_attempts_level():
         decision.decide(policy=decision.BenchmarkPolicy("auroc", {"auroc": True}), comparisons=comparisons)
 
 
+def test_an_interval_beyond_the_resamples_resolution_is_recorded_as_the_normal_tail():
+    """At attempt 10 a tail holds 0.15 of 1000 resamples: the ends are the normal tail, and the record says so."""
+    from model_eval_gate.policy.multiplicity import confidence_for_attempt
+
+    rng = np.random.default_rng(4)
+    y, _, candidate, parent = clustered_binormal(rng, 20, 10, 0.0)
+    candidate = candidate + 1.5 * y
+    plain = SimpleNamespace(task="binary", self_scored=False, metrics=("auroc",), labels=y,
+                            higher_is_better={"auroc": True})
+    at_95 = stats.compare_on_benchmark(plain, candidate, parent, n_resamples=1000, seed=3)["auroc"]
+    assert at_95.interval == "percentile"
+    level = confidence_for_attempt(10)
+    comparisons = stats.compare_on_benchmark(plain, candidate, parent, n_resamples=1000, seed=3, confidence=level)
+    assert comparisons["auroc"].interval == stats.interval_method(1000, level) == "normal_tail"
+    verdict = decision.decide(policy=decision.BenchmarkPolicy("auroc", {"auroc": True}), comparisons=comparisons,
+                              confidence=level)
+    assert "normal tail of the resampled deltas" in verdict.reason
+    assert verdict.resampling == {"interval": "normal_tail", "degrees_of_freedom": None, "resampled": "examples"}
+
+
 def test_binormal_truth_within_a_cluster():
     """The simulation's within-cluster AUROC is the analytic binormal value Phi(d / sqrt(2 var))."""
     rng = np.random.default_rng(9)

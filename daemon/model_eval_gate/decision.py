@@ -1110,6 +1110,9 @@ def _with_resampling_note(verdict: Verdict, primary: BootstrapResult) -> Verdict
     elif primary.interval == "few_positives_t":
         note += (f"; with so few examples of one class the interval is a t interval on "
                  f"{primary.degrees_of_freedom} degrees of freedom and power is low")
+    elif primary.interval == "normal_tail":
+        note += ("; at this level too few resamples lie beyond the percentile ends, so the interval's ends are "
+                 "the normal tail of the resampled deltas (mean -/+ z x standard deviation)")
     elif primary.interval != "percentile":
         note += f"; the interval is {primary.interval}"
     resampling = {"interval": primary.interval, "degrees_of_freedom": primary.degrees_of_freedom,

@@ -160,9 +160,10 @@ class BootstrapResult:
     n_valid: int  # resamples where the metric was defined for both models
     seed: int
     confidence: float
-    # How the interval was made (statistics/): "percentile" (this module),
-    # "few_groups_t" (a cluster bootstrap over too few groups for
-    # percentiles, on degrees_of_freedom), "bca"; and what a resample drew.
+    # How the interval was made: "percentile" or "normal_tail" (this module,
+    # interval_method), "few_groups_t" / "few_positives_t" (statistics/: too
+    # few groups or examples of one class for percentiles, on
+    # degrees_of_freedom); and what a resample drew.
     interval: str = "percentile"
     degrees_of_freedom: int | None = None
     resampled: str = "examples"
@@ -1164,6 +1165,7 @@ def _run(task: str, metrics: Sequence[Metric], y_true, candidate, parent, *, n_r
             n_valid=int(valid.size),
             seed=seed,
             confidence=confidence,
+            interval=interval_method(int(valid.size), confidence),
         )
     return results
 

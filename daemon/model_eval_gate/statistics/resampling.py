@@ -177,7 +177,7 @@ def paired_design_bootstrap(task: str, metrics: Sequence, y_true, candidate, par
             method = "few_positives_t"
         else:
             low, high = stats.percentile_interval(valid, confidence)
-            method = "percentile"
+            method = stats.interval_method(int(valid.size), confidence)
         results[metric.name] = stats.BootstrapResult(
             metric=metric.name, higher_is_better=metric.higher_is_better,
             candidate=statistic.candidate_value, parent=statistic.parent_value, delta=delta,
