@@ -5,9 +5,13 @@ Each subcommand prints rates with their Monte Carlo standard error
 (tests/test_statistics_*.py).  Fixed seeds: the same command prints the same
 figures.
 
-    python benchmarks/sim_statistics.py clustered [--replicates 10000]
-    python benchmarks/sim_statistics.py few-positives [--replicates 2000]
+    python benchmarks/sim_statistics.py clustered [--replicates 10000] [--attempt K]
+    python benchmarks/sim_statistics.py few-positives [--replicates 2000] [--attempt K]
     python benchmarks/sim_statistics.py delong [--replicates 10000]
+
+--attempt K tests at holdout attempt K's level (policy/multiplicity.py:
+confidence 1 - 2 alpha_K, nominal one-sided rate alpha_K) instead of a single
+test's 95%: the t intervals take that level's quantile.
 
 Run from the checkout root with the package installed (or PYTHONPATH=daemon).
 """
@@ -22,6 +26,15 @@ import numpy as np
 
 from model_eval_gate import stats
 from model_eval_gate.statistics.design import ResamplingDesign
+
+
+def level(args) -> tuple[float, float]:
+    """(two-sided confidence, nominal one-sided false-promotion rate) of the run."""
+    if args.attempt is None:
+        return stats.DEFAULT_CONFIDENCE, (1 - stats.DEFAULT_CONFIDENCE) / 2
+    from model_eval_gate.policy.multiplicity import alpha_for_attempt, confidence_for_attempt
+
+    return confidence_for_attempt(args.attempt), alpha_for_attempt(args.attempt)
 
 
 def rate_text(hits: int, replicates: int) -> str:
@@ -46,7 +59,9 @@ def clustered_binormal(rng, n_clusters, per_cluster, interaction, separation=1.0
 
 
 def clustered(args) -> None:
-    print("null false-promotion rate (one-sided, nominal 2.5%): AUROC, models swap a per-cluster advantage")
+    confidence, nominal = level(args)
+    print(f"null false-promotion rate (one-sided, nominal {nominal:.3%}, interval level {confidence:.4%}): AUROC, "
+          "models swap a per-cluster advantage")
     print(f"{'clusters':>8} {'per':>5} {'interaction':>11} {'example bootstrap':>20} {'cluster bootstrap':>20} interval")
     auroc = stats.metric_for("binary", "auroc")
     for n_clusters, per_cluster, interaction in ((20, 100, 0.45), (20, 100, 0.2), (10, 100, 0.45),
@@ -61,12 +76,13 @@ def clustered(args) -> None:
             benchmark = SimpleNamespace(task="binary", self_scored=False, metrics=("auroc",), labels=y,
                                         higher_is_better={"auroc": True},
                                         resampling_design=ResamplingDesign.from_columns(y.size, groups=cluster))
-            result = stats.compare_on_benchmark(benchmark, candidate, parent, n_resamples=1000, seed=replicate)
+            result = stats.compare_on_benchmark(benchmark, candidate, parent, n_resamples=1000, seed=replicate,
+                                                confidence=confidence)
             by_cluster += result["auroc"].ci_low > 0
             interval = result["auroc"].interval
             if replicate < example_replicates:
                 by_example += stats.paired_bootstrap(auroc, y, candidate, parent, n_resamples=1000,
-                                                     seed=replicate).ci_low > 0
+                                                     seed=replicate, confidence=confidence).ci_low > 0
         print(f"{n_clusters:>8} {per_cluster:>5} {interaction:>11} {rate_text(by_example, example_replicates):>20} "
               f"{rate_text(by_cluster, args.replicates):>20} {interval} "
               f"({time.perf_counter() - started:.0f} s)")
@@ -76,7 +92,9 @@ def clustered(args) -> None:
 
 
 def few_positives(args) -> None:
-    print("null false-promotion rate, AUROC, equal binormal separation, 200 negatives, 1000 resamples")
+    confidence, nominal = level(args)
+    print(f"null false-promotion rate (nominal {nominal:.3%}), AUROC, equal binormal separation, 200 negatives, "
+          "1000 resamples")
     print(f"{'positives':>9} {'percentile':>16} {'gate (t below 50)':>18} interval")
     auroc = stats.metric_for("binary", "auroc")
     for positives in (5, 10, 20, 30):
@@ -90,11 +108,13 @@ def few_positives(args) -> None:
             parent = y + 0.7 * shared + rng.normal(0, 0.7, y.size)
             benchmark = SimpleNamespace(task="binary", self_scored=False, metrics=("auroc",), labels=y,
                                         higher_is_better={"auroc": True})
-            result = stats.compare_on_benchmark(benchmark, candidate, parent, n_resamples=1000, seed=replicate)
+            result = stats.compare_on_benchmark(benchmark, candidate, parent, n_resamples=1000, seed=replicate,
+                                                confidence=confidence)
             by_gate += result["auroc"].ci_low > 0
             interval = result["auroc"].interval
             try:
-                plain = stats.paired_bootstrap(auroc, y, candidate, parent, n_resamples=1000, seed=replicate)
+                plain = stats.paired_bootstrap(auroc, y, candidate, parent, n_resamples=1000, seed=replicate,
+                                               confidence=confidence)
                 by_percentile += plain.ci_low > 0 and plain.n_valid >= 900
             except stats.MetricUndefined:
                 pass
@@ -127,6 +147,9 @@ def main() -> None:
                                        ("delong", delong, 10000)):
         command = sub.add_parser(name)
         command.add_argument("--replicates", type=int, default=replicates)
+        if name != "delong":
+            command.add_argument("--attempt", type=int, default=None,
+                                 help="test at holdout attempt K's level instead of 95%%")
         command.set_defaults(function=function)
     args = parser.parse_args()
     args.function(args)
