@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from benchmark_factory import make_benchmark, write_eval_py
 
 from model_eval_gate import db
@@ -28,18 +30,25 @@ class World:
         record_benchmark(conn, self.benchmark)
 
     def model(self, artifact_id: str, *, strength: float | None = 1.0, parent: str | None = None,
-              benchmark: bool = True, eval_source: str | None = None, **meta) -> str:
-        """Register a candidate version and give it an eval.py (strength None: no eval.py)."""
+              benchmark: bool | str = True, eval_source: str | None = None, weights: int | None = None,
+              **meta) -> str:
+        """Register a candidate version and give it an eval.py (strength None: no eval.py).
+
+        benchmark: True names the world's benchmark, a string names that one, False none.
+        weights: write weights.npy with that many parameters (what the gate counts for param_count claims)."""
         directory = model_dir(self.settings, artifact_id)
         if eval_source is not None:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / "eval.py").write_text(eval_source)
         elif strength is not None:
             write_eval_py(directory, task=self.task, strength=strength)
+        if weights is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            np.save(directory / "weights.npy", np.zeros(weights, dtype=np.float32))
         payload = {"artifact_id": artifact_id, "title": artifact_id, "parent_version_id": parent,
                    "trained_by": "agent-test", "created_by": "pipeline", "metadata": metadata(**meta)}
         if benchmark:
-            payload["benchmark_id"] = self.benchmark.id
+            payload["benchmark_id"] = benchmark if isinstance(benchmark, str) else self.benchmark.id
         with self.conn.transaction():
             register_model_in(self.conn, payload)
         return artifact_id

@@ -112,8 +112,8 @@ GOOD_EVIDENCE = TradeoffEvidence(
     parent_parameter_count=24_000_000,
     candidate_wall_seconds=3.1,
     parent_wall_seconds=11.8,
-    candidate_peak_rss_bytes=700_000_000,
-    parent_peak_rss_bytes=1_100_000_000,
+    candidate_peak_memory_bytes=700_000_000,
+    parent_peak_memory_bytes=1_100_000_000,
 )
 GOOD_CLAIMS = {"param_count": "-50%", "latency": "-4x", "rationale": "distilled"}
 
@@ -306,8 +306,8 @@ class TestAssessTradeoff:
             parent_parameter_count=100,
             candidate_wall_seconds=1.0,
             parent_wall_seconds=10.0,
-            candidate_peak_rss_bytes=500,
-            parent_peak_rss_bytes=1000,
+            candidate_peak_memory_bytes=500,
+            parent_peak_memory_bytes=1000,
         )
         assessment = assess_tradeoff({"param_count": "-50%", "latency": "-50%", "memory": "-50%"}, evidence)
         status = {c.key: c.status for c in assessment.checks}
@@ -346,9 +346,9 @@ class TestAssessTradeoff:
         "evidence, note",
         [
             (None, "candidate or parent"),
-            (TradeoffEvidence(candidate_peak_rss_bytes=10), "parent"),
-            (TradeoffEvidence(parent_peak_rss_bytes=10), "candidate"),
-            (TradeoffEvidence(candidate_peak_rss_bytes=10, parent_peak_rss_bytes=0), "is 0"),
+            (TradeoffEvidence(candidate_peak_memory_bytes=10), "parent"),
+            (TradeoffEvidence(parent_peak_memory_bytes=10), "candidate"),
+            (TradeoffEvidence(candidate_peak_memory_bytes=10, parent_peak_memory_bytes=0), "is 0"),
         ],
     )
     def test_missing_evidence_is_unverifiable(self, evidence, note):
@@ -1127,7 +1127,7 @@ EVIDENCE = st.sampled_from(
         GOOD_EVIDENCE,
         TradeoffEvidence(candidate_parameter_count=60, parent_parameter_count=100),
         TradeoffEvidence(
-            candidate_wall_seconds=1.0, parent_wall_seconds=3.0, candidate_peak_rss_bytes=1, parent_peak_rss_bytes=2
+            candidate_wall_seconds=1.0, parent_wall_seconds=3.0, candidate_peak_memory_bytes=1, parent_peak_memory_bytes=2
         ),
     ]
 )

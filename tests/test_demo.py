@@ -72,7 +72,8 @@ def assert_expected_outcome(home: Path, run: subprocess.CompletedProcess) -> Non
         assert f"{candidate.label}: {candidate.artifact_id}" in out
     assert "promote (improved)" in out and "error (sandbox_failure)" in out
     assert "promote_with_tradeoff (tradeoff_verified)" in out and "reject (primary_regressed)" in out
-    assert "claim param_count -50%: measured 12 vs 24 (ratio 0.5), verified" in out
+    # Counted by the gate from weights.json (coefficients, intercept and the fitted standardisation), not metadata.
+    assert "claim param_count -50%: measured 34 vs 70 (ratio 0.4857142857142857), verified" in out
     assert "UNEXPECTED" not in out and "Traceback" not in run.stderr
     # For people: it fits a terminal, explains its terms before using them, names the failed guardrail,
     # and says what the README says about each model.

@@ -14,7 +14,7 @@ from gate_world import World
 
 from model_eval_gate import db, run_eval_gate, run_eval_gate_quick
 from model_eval_gate import fingerprint as fp
-from model_eval_gate.evaluate import evaluate, model_dir, model_hash
+from model_eval_gate.evaluate import evaluate, model_dir, model_hash, run_key_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def test_predictions_that_cannot_be_fingerprinted_are_refused(bad, message):
 # ---------------------------------------------------- storage and search (pgvector) --
 
 def _store(conn, artifact_id: str, benchmark_id: str, split_hash: str, predictions: np.ndarray, *,
-           model_hash: str | None = None, with_fingerprint: bool = True) -> None:
+           model_hash: str | None = None, with_fingerprint: bool = True, run_key: str = "synthetic") -> None:
     values = np.asarray(predictions, dtype=np.float64)
     model_hash = model_hash or f"synthetic-{artifact_id}"
     db.execute(conn, "store_evaluation", {
@@ -137,7 +137,7 @@ def _store(conn, artifact_id: str, benchmark_id: str, split_hash: str, predictio
         "model_hash": model_hash, "predictions": values.astype("<f8").tobytes(),
         "prediction_shape": list(values.shape), "n_examples": values.shape[0], "self_reported": False,
         "sandboxed": True, "wall_seconds": 0.1, "cpu_seconds": 0.1, "peak_rss_bytes": 1 << 20,
-        "peak_memory_bytes": None, "memory_scope": None, "environment_hash": "",
+        "peak_memory_bytes": None, "memory_scope": None, "environment_hash": "", "run_key": run_key,
     })
     if with_fingerprint:
         assert fp.store_fingerprint(conn, artifact_id=artifact_id, benchmark_id=benchmark_id,
@@ -222,7 +222,8 @@ def test_evaluations_without_a_fingerprint_are_backfilled(conn, settings, family
     # "late" is stored as evaluate() would store its directory, "legacy" as a
     # pre-0006 row: both without fingerprints.
     _store(conn, "late", bench.id, bench.split_hash, twin_predictions,
-           model_hash=model_hash(model_dir(settings, "late")), with_fingerprint=False)
+           model_hash=model_hash(model_dir(settings, "late")), with_fingerprint=False,
+           run_key=run_key_for(settings, sandboxed=True, environment_hash=""))
     _store(conn, "legacy", bench.id, bench.split_hash, twin_predictions, with_fingerprint=False)
 
     cached = evaluate(conn, settings, "late", bench, store=False)  # a dry run writes nothing

@@ -15,7 +15,7 @@ from model_eval_gate.lifecycle import HeadMoved, apply_result
 @pytest.fixture
 def world(settings, conn, tmp_path):
     w = World(settings, conn, tmp_path)
-    w.model("root", strength=0.5)
+    w.model("root", strength=0.5, weights=1000)
     result = run_eval_gate("root", settings=settings)
     assert (result["outcome"], result["reason_code"]) == ("promote", "root_version")
     return w
@@ -83,7 +83,7 @@ def test_a_smaller_non_inferior_candidate_is_promoted_with_tradeoff(world):
     # Same behaviour as its parent up to noise-free equality is "no change";
     # a slightly different but equally good model with half the parameters
     # is the tradeoff the policy allows.
-    world.model("smaller", strength=0.49, parent="root", parameter_count=400,
+    world.model("smaller", strength=0.49, parent="root", parameter_count=400, weights=400,
                 tradeoff_justification={"param_count": "-50%", "rationale": "pruned"})
     result = run_eval_gate("smaller", settings=world.settings)
     assert result["outcome"] == "promote_with_tradeoff", result["reason"]
@@ -98,7 +98,7 @@ def test_a_smaller_non_inferior_candidate_is_promoted_with_tradeoff(world):
 
 def test_an_unverifiable_tradeoff_claim_is_rejected(world):
     # Claims 4x fewer parameters but has the same count as its parent.
-    world.model("claims", strength=0.49, parent="root", parameter_count=1000,
+    world.model("claims", strength=0.49, parent="root", parameter_count=1000, weights=1000,
                 tradeoff_justification={"param_count": "-4x"})
     result = run_eval_gate("claims", settings=world.settings)
     assert result["outcome"] == "reject"

@@ -13,6 +13,7 @@ from gate_world import World
 from invariants import assert_lineage_invariants
 
 from model_eval_gate import run_eval_gate
+from model_eval_gate.gate import confirm_promotion
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,10 +101,20 @@ def test_force_promote_cli(settings, conn, tmp_path):
 def test_every_task_kind_is_gated(settings, conn, tmp_path, task, extra):
     world = World(settings, conn, tmp_path, task="binary" if task == "self_scored" else task, n=300, **extra)
     world.task = task
+    def gate_and_confirm(artifact_id):
+        # A self-scored promotion waits for a human (policy section 14.6).
+        result = run_eval_gate(artifact_id, settings=settings)
+        if task == "self_scored":
+            assert result["outcome"] == "awaiting_confirmation", result["reason"]
+            assert result["proposed"]["outcome"] == "promote"
+            result = {**confirm_promotion(artifact_id, "Dr. Ada Lovelace", "scores checked", settings=settings),
+                      "self_reported": result["self_reported"]}
+        return result
+
     world.model("root", strength=0.3)
-    assert run_eval_gate("root", settings=settings)["outcome"] == "promote"
+    assert gate_and_confirm("root")["outcome"] == "promote"
     world.model("better", strength=0.95, parent="root")
-    result = run_eval_gate("better", settings=settings)
+    result = gate_and_confirm("better")
     assert result["outcome"] == "promote", result["reason"]
     assert result["self_reported"] is (task == "self_scored")
     if task == "self_scored":

@@ -182,7 +182,7 @@ EXAMPLES = {
         policy=EXAMPLE_POLICY,
         comparisons=auroc_vs_parent(0.801, 0.806, -0.0079, -0.0021),
         tradeoff_justification={"memory": "-30%"},
-        evidence=TradeoffEvidence(candidate_peak_rss_bytes=700_000_000, parent_peak_rss_bytes=1_100_000_000),
+        evidence=TradeoffEvidence(candidate_peak_memory_bytes=700_000_000, parent_peak_memory_bytes=1_100_000_000),
         baseline_comparisons={"auroc": comparison("auroc", 0.801, 0.809, -0.0113, -0.0047)},
         baseline_version_id="v3",
     ),

@@ -54,16 +54,17 @@ def world(pg_admin_dsn, migrated_template, tmp_path_factory):
         result = run_eval_gate(artifact_id, settings=settings)
         outcomes[artifact_id] = (result["outcome"], result["reason_code"])
 
-    w.model("root", strength=0.5)
+    # weights: what the gate counts for param_count claims (never the metadata).
+    w.model("root", strength=0.5, weights=1000)
     gate("root")
-    w.model("better", strength=0.95, parent="root")
+    w.model("better", strength=0.95, parent="root", weights=1000)
     gate("better")
     w.model("worse", strength=0.0, parent="better")
     gate("worse")
-    w.model("smaller", strength=0.94, parent="better", parameter_count=500,
+    w.model("smaller", strength=0.94, parent="better", parameter_count=500, weights=500,
             tradeoff_justification={"param_count": "-50%", "rationale": "pruned half the features"})
     gate("smaller")
-    w.model("smallest", strength=0.93, parent="smaller", parameter_count=250,
+    w.model("smallest", strength=0.93, parent="smaller", parameter_count=250, weights=250,
             tradeoff_justification={"param_count": "-50%", "rationale": "pruned again"})
     gate("smallest")
     w.model("crashing", parent="smallest",

@@ -414,6 +414,16 @@ def _cross_field_problems(manifest: dict[str, Any]) -> list[str]:
             problems.append(
                 f"{MANIFEST_NAME} $.higher_is_better: {_sample(unknown)} not listed in metrics"
             )
+    score_range = manifest.get("score_range")
+    if "score_range" in manifest and not self_scored:
+        problems.append(f"{MANIFEST_NAME} $.score_range: only a self-scored benchmark declares the range of its scores")
+    elif isinstance(score_range, dict):
+        for metric, bounds in score_range.items():
+            if metrics is not None and metric not in metrics:
+                problems.append(f"{MANIFEST_NAME} $.score_range: {metric!r} is not listed in metrics")
+            elif (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds)
+                  and not bounds[0] < bounds[1]):
+                problems.append(f"{MANIFEST_NAME} $.score_range: {metric!r} needs [lowest, highest] with lowest < highest")
     return problems
 
 
@@ -506,13 +516,21 @@ def _scan_inputs(root: Path, problems: list[str]) -> list[tuple[bytes, bool, Pat
                 entries.append((os.fsencode(relative), True, child_path))
                 pending.append(child_path)
             elif child.is_file(follow_symlinks=False):
-                entries.append((os.fsencode(relative), False, child_path))
+                # A hard link is the same file under two names: if the other
+                # name is the labels (or any file outside inputs/), the model
+                # reads it through /split. Every such file is refused.
+                links = child.stat(follow_symlinks=False).st_nlink
+                if links > 1:
+                    refused.append(f"{relative} (hard link: {links} names for one file; copy it instead)")
+                else:
+                    entries.append((os.fsencode(relative), False, child_path))
             else:
                 refused.append(f"{relative} (special file)")
     if refused:
         refused.sort()
         problems.append(
-            f"{INPUTS_DIR_NAME}/ may hold only regular files and directories; refused: {_sample(refused)}"
+            f"{INPUTS_DIR_NAME}/ may hold only regular files (each with one name) and directories; "
+            f"refused: {_sample(refused)}"
         )
     entries.sort(key=lambda entry: entry[0])
     return entries
@@ -1127,11 +1145,15 @@ def load_recorded_benchmark(conn: Any, benchmark_id: str) -> Benchmark:
         raise BenchmarkNotRecorded(f"benchmark {benchmark_id!r} is not recorded; run `model-eval-gate benchmark add DIR`")
     if not row["path"]:
         raise BenchmarkNotRecorded(f"benchmark {benchmark_id!r} has no directory on record")
+    if not row["split_hash"]:
+        # Nothing to hold the files to: they could have been swapped at any time.
+        raise BenchmarkNotRecorded(f"benchmark {benchmark_id!r} has no split hash on record, so its files cannot "
+                                   f"be trusted; run `model-eval-gate benchmark add {row['path']}` to record one")
     benchmark = load_benchmark(row["path"])
     if benchmark.id != benchmark_id:
         raise BenchmarkNotRecorded(f"the directory recorded for {benchmark_id!r} ({row['path']}) now holds "
                                    f"benchmark {benchmark.id!r}")
-    if row["split_hash"] and benchmark.split_hash != row["split_hash"]:
+    if benchmark.split_hash != row["split_hash"]:
         raise BenchmarkNotRecorded(
             f"benchmark {benchmark_id!r} changed on disk since it was recorded (split hash "
             f"{row['split_hash'][:12]}… is now {benchmark.split_hash[:12]}…); run "

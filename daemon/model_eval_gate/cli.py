@@ -366,6 +366,87 @@ def cmd_force_promote(args, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_snapshot(args, settings: Settings) -> int:
+    from .evaluate import model_hash
+    from .evaluation.snapshot import SnapshotError, snapshot_model_dir
+
+    try:
+        directory = snapshot_model_dir(args.source, settings.resolved_artifact_root, args.artifact_id)
+    except (SnapshotError, OSError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{directory} (read-only, content-addressed; content hash {model_hash(directory)})")
+    return EXIT_OK
+
+
+def cmd_roles(args, settings: Settings) -> int:
+    from .store.roles import ROLES, apply_roles, roles_sql
+
+    if not args.apply:
+        sys.stdout.write(roles_sql())
+        return EXIT_OK
+    import psycopg
+
+    from . import db
+
+    with db.connect(settings, autocommit=True) as conn:
+        try:
+            apply_roles(conn)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            print(f"refused: {exc.diag.message_primary}; apply the roles as the schema's owner with CREATEROLE",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+            print(f"refused: {exc.diag.message_primary}; run `model-eval-gate migrate` first", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    print(f"applied {', '.join(ROLES)}; grant them to login roles (see docs/operations.md, Roles)")
+    return EXIT_OK
+
+
+def cmd_confirm(args, settings: Settings) -> int:
+    from .gate import GateRefused, confirm_promotion
+    from .lifecycle import HeadMoved, NotApplicable
+
+    try:
+        result = confirm_promotion(args.artifact_id, args.actor, args.reason, settings=settings)
+    except (GateRefused, NotApplicable, HeadMoved, ValueError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"promoted {result['candidate_id']} over {result['compared_against'] or '(no previous head)'}: "
+          f"{result['reason']}")
+    return EXIT_OK
+
+
+def cmd_rebenchmark(args, settings: Settings) -> int:
+    from . import db
+    from .store.operator import rebenchmark
+
+    with db.connect(settings, autocommit=True) as conn:
+        try:
+            action = rebenchmark(conn, args.lineage_id, args.benchmark_id, actor=args.actor, reason=args.reason)
+        except (LookupError, ValueError) as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    print(f"lineage {args.lineage_id} is judged on benchmark {args.benchmark_id} from now on "
+          f"(operator action {action}, by {args.actor.strip()})")
+    return EXIT_OK
+
+
+def cmd_accept_reparent(args, settings: Settings) -> int:
+    from . import db
+    from .store.operator import accept_reparent
+
+    with db.connect(settings, autocommit=True) as conn:
+        try:
+            action = accept_reparent(conn, args.artifact_id, actor=args.actor, reason=args.reason)
+        except (LookupError, ValueError) as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    print(f"{args.artifact_id} is judged in the lineage it sits in now (operator action {action}, "
+          f"by {args.actor.strip()})")
+    return EXIT_OK
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -374,6 +455,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def _artifact_id(text: str) -> str:
+    """An artifact id from the command line: one safe path component, or a clear usage error."""
+    from .evaluation.model_dirs import UnsafeArtifactId, check_artifact_id
+
+    try:
+        return check_artifact_id(text)
+    except UnsafeArtifactId as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_run(args, settings: Settings) -> int:
@@ -782,7 +873,8 @@ def build_parser() -> argparse.ArgumentParser:
              "no lifecycle state, but like every query on a split's labels they are recorded and counted "
              "(docs/model_promotion_policy.md, section 14). A role that cannot read the gate's records "
              "sees only the author's release.")
-    p.add_argument("artifact_id", metavar="ID", help="the candidate's artifact id (as registered)")
+    p.add_argument("artifact_id", metavar="ID", type=_artifact_id,
+                   help="the candidate's artifact id (as registered)")
     p.add_argument("--dry-run", action="store_true",
                    help="decide exactly as the gate would (full resample count) with no lifecycle change; "
                         "a counted query")
@@ -795,7 +887,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "force-promote", cmd_force_promote, "promote a candidate over the gate's verdict (recorded)",
              "Promote a candidate whatever the gate decided: the only override, recorded with who and why.")
-    p.add_argument("artifact_id", metavar="ID", help="the candidate's artifact id")
+    p.add_argument("artifact_id", metavar="ID", type=_artifact_id, help="the candidate's artifact id")
     p.add_argument("--actor", required=True, help="the human taking responsibility (not a service account)")
     p.add_argument("--reason", required=True, help="why; kept in the audit trail")
 
@@ -809,7 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "regate", cmd_regate, "queue a rejected or failed candidate for another gate",
              "Ask the daemons to gate a candidate again (after a fix). Promoted and superseded versions "
              "are never re-gated: register a new version instead.")
-    p.add_argument("artifact_id", metavar="ID", help="the candidate's artifact id")
+    p.add_argument("artifact_id", metavar="ID", type=_artifact_id, help="the candidate's artifact id")
     p.add_argument("--reason", default="manual regate", help="recorded on the job (default: manual regate)")
 
     p = _add(sub, "status", cmd_status, "queue depth, running and failed jobs, the last decisions")
@@ -817,7 +909,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="failed jobs and decisions to list (default 10)")
 
     p = _add(sub, "similar", cmd_similar, "the versions that behave most like one, by behavioural fingerprint")
-    p.add_argument("artifact_id", metavar="ID", help="the version to compare the others with")
+    p.add_argument("artifact_id", metavar="ID", type=_artifact_id, help="the version to compare the others with")
     p.add_argument("--k", type=_positive_int, default=10, metavar="N", help="how many to list (default 10)")
     p.add_argument("--benchmark", metavar="ID",
                    help="benchmark to compare on (default: that of the version's latest stored evaluation)")
@@ -835,6 +927,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the path prefix a reverse proxy serves it under, e.g. /gate")
     p.add_argument("--refresh", type=_positive_int, default=5, metavar="SECONDS",
                    help="how often the queue page reloads itself (default 5)")
+
+    # Verdict integrity (docs/model_promotion_policy.md section 14): the operator decisions an author cannot make.
+    p = _add(sub, "confirm", cmd_confirm, "confirm the promotion a self-scored verdict awaits (recorded)",
+             "Confirm the promotion a verdict on self-reported scores awaits (outcome awaiting_confirmation): "
+             "applied against the same head, recorded with who and why.")
+    p.add_argument("artifact_id", metavar="ID", type=_artifact_id, help="the candidate's artifact id")
+    p.add_argument("--actor", required=True, help="the human taking responsibility (not a service account)")
+    p.add_argument("--reason", required=True, help="why; kept in the audit trail")
+
+    p = _add(sub, "rebenchmark", cmd_rebenchmark, "judge a lineage on another recorded benchmark (recorded)",
+             "Judge a lineage on another recorded benchmark from now on. A candidate cannot choose its "
+             "benchmark; an operator can, and the decision is recorded in operator_actions.")
+    p.add_argument("lineage_id", metavar="LINEAGE", type=_artifact_id, help="the lineage (its root version's id)")
+    p.add_argument("benchmark_id", metavar="BENCHMARK", help="a recorded benchmark's id")
+    p.add_argument("--actor", required=True, help="the human taking responsibility (not a service account)")
+    p.add_argument("--reason", required=True, help="why; kept in the audit trail")
+
+    p = _add(sub, "accept-reparent", cmd_accept_reparent,
+             "let a version first judged in another lineage be judged in its current one (recorded)",
+             "Accept that a version first judged in one lineage (or whose files were) is judged in the lineage "
+             "it sits in now; without this its gate ends in lineage_changed.")
+    p.add_argument("artifact_id", metavar="ID", type=_artifact_id, help="the version's artifact id")
+    p.add_argument("--actor", required=True, help="the human taking responsibility (not a service account)")
+    p.add_argument("--reason", required=True, help="why; kept in the audit trail")
+
+    p = _add(sub, "snapshot", cmd_snapshot, "copy a model directory into read-only content-addressed storage",
+             "Copy every file of SRC once into artifact_root/cas/sha256/ (read-only) and build models/ID as a "
+             "read-only tree of hard links to them, so the model's files cannot change under its verdicts. "
+             "Register the version afterwards.", needs_schema=False)
+    p.add_argument("source", type=Path, metavar="SRC", help="the directory the training job wrote")
+    p.add_argument("artifact_id", metavar="ID", type=_artifact_id, help="the version's artifact id")
+
+    p = _add(sub, "roles", cmd_roles, "print (or --apply) the least-privilege roles: pipeline, daemon, operator",
+             "Print sql/roles.sql, the pipeline, daemon and operator roles with exactly their grants; "
+             "--apply runs it against the configured database (as the schema owner, with CREATEROLE). "
+             "Who runs what: docs/operations.md, Roles.", needs_schema=False)
+    p.add_argument("--apply", action="store_true", help="create and grant them in the configured database")
     return parser
 
 

@@ -100,6 +100,7 @@ class Settings:
     # Sandbox.
     allow_unsandboxed: bool = False
     sandbox_python: str | None = None  # default: the daemon's own interpreter
+    bwrap_path: str | None = None  # default: bwrap found on PATH (or /usr/bin, /bin)
     # As root, worker slot i (from 0) runs models as uid sandbox_uid - i, and
     # gates run from the CLI or the Python API (model-eval-gate gate,
     # run_eval_gate) as direct_sandbox_uid, outside that block: RLIMIT_NPROC
@@ -207,6 +208,7 @@ class Settings:
             allow_unsandboxed=_parse(environ, "ALLOW_UNSANDBOXED", False, bool),
             sandbox_python=_env(environ, "SANDBOX_PYTHON"),
             work_dir=Path(work_dir).expanduser() if work_dir else None,
+            bwrap_path=_env(environ, "BWRAP"),
             sandbox_uid=_parse(environ, "SANDBOX_UID", defaults.sandbox_uid, int),
             sandbox_gid=_parse(environ, "SANDBOX_GID", defaults.sandbox_gid, int),
             direct_sandbox_uid=_parse(environ, "DIRECT_SANDBOX_UID", defaults.direct_sandbox_uid, int),

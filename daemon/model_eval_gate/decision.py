@@ -86,6 +86,10 @@ TRADEOFF_RATIONALE_KEY = "rationale"
 #: A claim is verified when measured candidate/parent ratio <= claimed ratio * (1 + this).
 CLAIM_TOLERANCE = 0.10
 
+#: The smallest reduction a tradeoff claim may claim ("-10%", "1.12x"): a
+#: cheaper-by-a-hair claim would otherwise buy a worse model a promotion.
+MIN_CLAIMED_REDUCTION = 0.10
+
 #: A metric's interval is trusted only when the metric was defined in at least
 #: this fraction of resamples (e.g. AUROC is undefined on single-class resamples).
 MIN_VALID_RESAMPLE_FRACTION = 0.90
@@ -96,6 +100,7 @@ class Outcome(StrEnum):
     PROMOTE_WITH_TRADEOFF = "promote_with_tradeoff"
     REJECT = "reject"
     ERROR = "error"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
 
 
 class ReasonCode(StrEnum):
@@ -106,6 +111,10 @@ class ReasonCode(StrEnum):
     ROOT_VERSION = "root_version"
     # Recorded by force_promote(), the human override; decide() never returns it.
     FORCED_PROMOTION = "forced_promotion"
+    # Recorded by confirm_promotion(), a human confirming a self-scored verdict; decide() never returns it.
+    CONFIRMED_BY_HUMAN = "confirmed_by_human"
+    # awaiting_confirmation: a self-scored promotion is never automatic
+    SELF_REPORTED_NEEDS_CONFIRMATION = "self_reported_needs_confirmation"
     # promote_with_tradeoff
     TRADEOFF_VERIFIED = "tradeoff_verified"
     # reject
@@ -115,6 +124,7 @@ class ReasonCode(StrEnum):
     TRADEOFF_MALFORMED = "tradeoff_malformed"
     TRADEOFF_UNVERIFIABLE = "tradeoff_unverifiable"
     TRADEOFF_CLAIM_NOT_MET = "tradeoff_claim_not_met"
+    TRADEOFF_CLAIM_TOO_SMALL = "tradeoff_claim_too_small"
     PRIMARY_INFERIOR = "primary_inferior"
     CUMULATIVE_INFERIORITY = "cumulative_inferiority"
     GUARDRAIL_VIOLATED = "guardrail_violated"
@@ -139,6 +149,11 @@ class ReasonCode(StrEnum):
     HOLDOUT_BUDGET_SPENT = "holdout_budget_spent"
     ENVIRONMENT_FAILURE = "environment_failure"
     INVALID_MODEL_DIRECTORY = "invalid_model_directory"
+    MODEL_DIR_UNSAFE = "model_dir_unsafe"
+    UNSANDBOXED_EVALUATION = "unsandboxed_evaluation"
+    BENCHMARK_NOT_LINEAGE = "benchmark_not_lineage"
+    LINEAGE_CHANGED = "lineage_changed"
+    COMPARATOR_CHANGED = "comparator_changed"
 
 
 _REJECT_CODES = (
@@ -148,6 +163,7 @@ _REJECT_CODES = (
     ReasonCode.TRADEOFF_MALFORMED,
     ReasonCode.TRADEOFF_UNVERIFIABLE,
     ReasonCode.TRADEOFF_CLAIM_NOT_MET,
+    ReasonCode.TRADEOFF_CLAIM_TOO_SMALL,
     ReasonCode.PRIMARY_INFERIOR,
     ReasonCode.CUMULATIVE_INFERIORITY,
     ReasonCode.GUARDRAIL_VIOLATED,
@@ -170,6 +186,11 @@ _ERROR_CODES = (
     ReasonCode.HOLDOUT_BUDGET_SPENT,
     ReasonCode.ENVIRONMENT_FAILURE,
     ReasonCode.INVALID_MODEL_DIRECTORY,
+    ReasonCode.MODEL_DIR_UNSAFE,
+    ReasonCode.UNSANDBOXED_EVALUATION,
+    ReasonCode.BENCHMARK_NOT_LINEAGE,
+    ReasonCode.LINEAGE_CHANGED,
+    ReasonCode.COMPARATOR_CHANGED,
 )
 
 REASON_OUTCOMES: Mapping[ReasonCode, Outcome] = MappingProxyType(
@@ -177,6 +198,8 @@ REASON_OUTCOMES: Mapping[ReasonCode, Outcome] = MappingProxyType(
         ReasonCode.IMPROVED: Outcome.PROMOTE,
         ReasonCode.ROOT_VERSION: Outcome.PROMOTE,
         ReasonCode.FORCED_PROMOTION: Outcome.PROMOTE,
+        ReasonCode.CONFIRMED_BY_HUMAN: Outcome.PROMOTE,
+        ReasonCode.SELF_REPORTED_NEEDS_CONFIRMATION: Outcome.AWAITING_CONFIRMATION,
         ReasonCode.TRADEOFF_VERIFIED: Outcome.PROMOTE_WITH_TRADEOFF,
         **{code: Outcome.REJECT for code in _REJECT_CODES},
         **{code: Outcome.ERROR for code in _ERROR_CODES},
@@ -298,18 +321,20 @@ class BenchmarkPolicy:
 class TradeoffEvidence:
     """What the gate itself measured or read, to check tradeoff claims against.
 
-    Parameter counts come from each version's metadata (parameter_count);
-    wall seconds and peak RSS bytes from each version's sandboxed eval run on
-    the same split. None means "not available", which makes a claim that
-    needs it unverifiable.
+    Parameter counts are measured from each version's weight files
+    (evaluation/weights.py), never read from metadata; wall seconds are the
+    median of repeated back-to-back sandboxed runs of both versions; peak
+    memory counts only when measured over the whole sandbox (memory_scope
+    "cgroup" or "process_tree"). None means "not available", which makes a
+    claim that needs it unverifiable.
     """
 
     candidate_parameter_count: int | None = None
     parent_parameter_count: int | None = None
     candidate_wall_seconds: float | None = None
     parent_wall_seconds: float | None = None
-    candidate_peak_rss_bytes: int | None = None
-    parent_peak_rss_bytes: int | None = None
+    candidate_peak_memory_bytes: int | None = None
+    parent_peak_memory_bytes: int | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -317,8 +342,8 @@ class TradeoffEvidence:
             "parent_parameter_count",
             "candidate_wall_seconds",
             "parent_wall_seconds",
-            "candidate_peak_rss_bytes",
-            "parent_peak_rss_bytes",
+            "candidate_peak_memory_bytes",
+            "parent_peak_memory_bytes",
         ):
             value = getattr(self, name)
             if value is not None:
@@ -330,7 +355,7 @@ _CLAIM_EVIDENCE: Mapping[str, tuple[str, str, str]] = MappingProxyType(
     {
         "param_count": ("candidate_parameter_count", "parent_parameter_count", "parameter count"),
         "latency": ("candidate_wall_seconds", "parent_wall_seconds", "eval wall seconds"),
-        "memory": ("candidate_peak_rss_bytes", "parent_peak_rss_bytes", "eval peak RSS bytes"),
+        "memory": ("candidate_peak_memory_bytes", "parent_peak_memory_bytes", "whole-sandbox peak memory bytes"),
     }
 )
 if tuple(_CLAIM_EVIDENCE) != TRADEOFF_KEYS:  # pragma: no cover - guards an edit to one and not the other
@@ -391,12 +416,22 @@ def _parse_claim(key: str, value: Any) -> TradeoffClaim | TradeoffProblem:
             )
         if not 0 < number < 100:
             return malformed(f"claim {key}={value!r}: a percentage reduction must lie strictly between 0% and 100%")
-        return TradeoffClaim(key, value, 1.0 - number / 100.0)
+        return _at_least_minimum(TradeoffClaim(key, value, 1.0 - number / 100.0))
     if sign == "+":
         return malformed(f"claim {key}={value!r} is ambiguous: write '4x' or '-4x' for four times smaller")
     if not number > 1:
         return malformed(f"claim {key}={value!r}: a reduction factor must be greater than 1")
-    return TradeoffClaim(key, value, 1.0 / number)
+    return _at_least_minimum(TradeoffClaim(key, value, 1.0 / number))
+
+
+def _at_least_minimum(claim: TradeoffClaim) -> TradeoffClaim | TradeoffProblem:
+    reduction = 1.0 - claim.max_ratio
+    if reduction + 1e-12 < MIN_CLAIMED_REDUCTION:
+        return TradeoffProblem(
+            claim.key, ReasonCode.TRADEOFF_CLAIM_TOO_SMALL,
+            f"claim {claim.key}={claim.text!r} claims a {100 * reduction:.4g}% reduction; the policy accepts "
+            f"only claims of at least {100 * MIN_CLAIMED_REDUCTION:.4g}%")
+    return claim
 
 
 def parse_tradeoff_claims(justification: Any) -> ParsedTradeoff:
@@ -530,7 +565,8 @@ class TradeoffAssessment:
         found = {p.reason_code for p in self.problems}
         found |= {ReasonCode.TRADEOFF_UNVERIFIABLE for c in self.checks if c.status is ClaimStatus.UNVERIFIABLE}
         found |= {ReasonCode.TRADEOFF_CLAIM_NOT_MET for c in self.checks if c.status is ClaimStatus.NOT_MET}
-        order = (ReasonCode.TRADEOFF_MALFORMED, ReasonCode.TRADEOFF_UNVERIFIABLE, ReasonCode.TRADEOFF_CLAIM_NOT_MET)
+        order = (ReasonCode.TRADEOFF_MALFORMED, ReasonCode.TRADEOFF_CLAIM_TOO_SMALL, ReasonCode.TRADEOFF_UNVERIFIABLE,
+                 ReasonCode.TRADEOFF_CLAIM_NOT_MET)
         return tuple(code for code in order if code in found)
 
     def as_dict(self) -> dict[str, Any]:
@@ -663,6 +699,9 @@ class Verdict:
     # How the primary interval was made when not by the percentile bootstrap
     # of independent examples: {"interval", "degrees_of_freedom", "resampled"}.
     resampling: Mapping[str, Any] | None = None
+    # awaiting_confirmation only: the verdict a human is asked to confirm.
+    proposed_outcome: Outcome | None = None
+    proposed_reason_code: ReasonCode | None = None
 
     @property
     def promotes(self) -> bool:
@@ -694,6 +733,8 @@ class Verdict:
             "minimum_detectable_effect": _finite_or_none(self.minimum_detectable_effect),
             "mde_power": MDE_POWER if self.minimum_detectable_effect is not None else None,
             "resampling": None if self.resampling is None else dict(self.resampling),
+            **({"proposed": {"outcome": str(self.proposed_outcome), "reason_code": str(self.proposed_reason_code)}}
+               if self.proposed_outcome is not None else {}),
         }
 
 
@@ -955,6 +996,7 @@ def decide(
     cross_check: DeLongResult | None = None,
     guardrail_standard_errors: Mapping[str, float] | None = None,
     guardrail_baselines: Mapping[str, tuple[str | None, BootstrapResult]] | None = None,
+    self_reported: bool = False,
 ) -> Verdict:
     """Apply the promotion policy (docs/model_promotion_policy.md) to computed statistics.
 
@@ -969,6 +1011,8 @@ def decide(
     and was not forced); None means that anchor is the parent.
     advisory marks a quick pre-check that is never applied; a binding verdict
     (advisory False) needs at least MIN_BINDING_RESAMPLES resamples.
+    self_reported (scores the model reported itself) turns a promotion into
+    awaiting_confirmation (require_confirmation).
     Raises DecisionInputError for inputs that break this contract.
     """
     if not _is_number(confidence) or not 0.0 < confidence < 1.0:
@@ -983,7 +1027,23 @@ def decide(
             verdict = _warned(verdict, warnings, "future comparisons on this split")
     if cross_check is not None and comparisons is not None and verdict.outcome is not Outcome.ERROR:
         verdict = _with_cross_check(verdict, comparisons[policy.primary_metric], cross_check, confidence)
-    return replace(verdict, confidence=confidence, advisory=advisory)
+    verdict = replace(verdict, confidence=confidence, advisory=advisory)
+    return require_confirmation(verdict) if self_reported else verdict
+
+
+def require_confirmation(verdict: Verdict) -> Verdict:
+    """A promotion decided on self-reported scores, turned into one that waits for a human (policy 16.6).
+
+    Any other verdict is returned unchanged. Callers that run further checks
+    on a would-be promotion (the sealed confirmation split) apply this last.
+    """
+    if not verdict.promotes:
+        return verdict
+    return replace(
+        verdict, outcome=Outcome.AWAITING_CONFIRMATION, reason_code=ReasonCode.SELF_REPORTED_NEEDS_CONFIRMATION,
+        reason=(f"{verdict.reason.rstrip('.')}; but the scores are self-reported by the model, so a human must "
+                "confirm the promotion (model-eval-gate confirm, or force-promote)."),
+        proposed_outcome=verdict.outcome, proposed_reason_code=verdict.reason_code)
 
 
 def _with_cross_check(verdict: Verdict, primary: BootstrapResult, delong: DeLongResult,
@@ -1440,6 +1500,8 @@ def _tradeoff_failure_text(code: ReasonCode, assessment: TradeoffAssessment) -> 
             f"{c.key} {c.claimed}: {c.note}" for c in assessment.checks if c.status is ClaimStatus.UNVERIFIABLE
         ]
         return f"The tradeoff justification cannot be verified ({'; '.join(details)})"
+    if code is ReasonCode.TRADEOFF_CLAIM_TOO_SMALL:
+        return f"The tradeoff claim(s) are below the minimum reduction ({'; '.join(details)})"
     return f"The tradeoff justification is malformed ({'; '.join(details)})"
 
 

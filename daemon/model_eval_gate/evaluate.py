@@ -1,9 +1,11 @@
 """Runs one model's eval.py on a benchmark split and caches the predictions.
 
 A model's evaluation is keyed by (artifact, benchmark, split hash, model
-directory hash): while neither the directory nor the split changes, the
-stored predictions are reused, so a parent is evaluated once however many
-candidates are compared with it.
+directory hash, environment hash, run key): while neither the directory, the
+split, the model's environment nor the run conditions (sandboxed or not,
+interpreter and environment, limits: see evaluation/run_conditions.py) change, the stored predictions are reused, so a
+parent is evaluated once however many candidates are compared with it, and an
+evaluation made unsandboxed is never reused by a sandboxed gate.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from . import db, fingerprint
 from .benchmark import Benchmark
 from .config import Settings
 from .evaluation import environments
+from .evaluation.model_dirs import UnsafeArtifactId, UnsafeModelDirectory, resolve_model_dir
+from .evaluation.run_conditions import run_key
 from .logging import get_logger
 from .model_dir_hash import HashLimits, ModelDirectoryRefused, hash_model_dir
 from .sandbox.workdirs import process_work_dir
@@ -33,7 +37,7 @@ log = get_logger(__name__)
 # Finished evaluations whose storing a lost connection interrupted, by cache
 # key: the next evaluation of the same model on the same split (the job's
 # retry, in this process) stores and uses it instead of running eval.py again.
-_UNSTORED: dict[tuple[str, str, str, str], "Evaluation"] = {}
+_UNSTORED: dict[tuple[str, ...], "Evaluation"] = {}
 _UNSTORED_KEEP = 32
 STORE_RETRY_SECONDS = 20.0
 
@@ -85,6 +89,7 @@ class Evaluation:
 
 
 def model_dir(settings: Settings, artifact_id: str) -> Path:
+    """Where a model's files live (unchecked: evaluate() resolves it with resolve_model_dir first)."""
     return settings.resolved_artifact_root / "models" / artifact_id
 
 
@@ -136,6 +141,34 @@ def _build_environment(settings: Settings, plan: environments.EnvironmentPlan, a
                               stderr=exc.log_tail) from exc
 
 
+def _check_score_range(benchmark: Benchmark, values: np.ndarray, artifact_id: str) -> None:
+    """Self-reported values must lie in the benchmark's declared score_range (a model cannot report 1e300)."""
+    declared = benchmark.manifest.get("score_range") if benchmark.self_scored else None
+    if not declared:
+        return
+    columns = values.reshape(values.shape[0], -1)
+    for index, metric in enumerate(benchmark.metrics):
+        if metric not in declared or index >= columns.shape[1]:
+            continue
+        low, high = declared[metric]
+        outside = np.flatnonzero((columns[:, index] < low) | (columns[:, index] > high))
+        if outside.size:
+            raise EvaluationError(
+                "bad_output", f"eval.py of {artifact_id} reported {metric} = {float(columns[outside[0], index])!r} for "
+                f"example {benchmark.example_ids[outside[0]] if benchmark.example_ids else outside[0]}, outside the "
+                f"benchmark's declared score_range [{low}, {high}] ({outside.size} values outside)")
+
+
+def run_key_for(settings: Settings, *, sandboxed: bool, environment_hash: str) -> str:
+    """The run-conditions part of the cache key for a run under these settings, in this environment.
+
+    The configured limits, not the wall time left after hashing: the run key
+    names the conditions a deployment chose, which hashing does not change.
+    """
+    return run_key(sandboxed=sandboxed, python=settings.sandbox_python, limits=_limits(settings),
+                   environment_hash=environment_hash)
+
+
 def _from_cache(row, benchmark: Benchmark, artifact_id: str, digest: str) -> Evaluation:
     values = np.frombuffer(row["predictions"], dtype="<f8").reshape(row["prediction_shape"]).copy()
     values.setflags(write=False)
@@ -152,16 +185,25 @@ def _from_cache(row, benchmark: Benchmark, artifact_id: str, digest: str) -> Eva
 
 
 def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, benchmark: Benchmark, *,
-             use_cache: bool = True, store: bool = True, cancel=None) -> Evaluation:
+             use_cache: bool = True, store: bool = True, cancel=None, pinned_hash: str | None = None) -> Evaluation:
     """Evaluate one model on one benchmark, from the cache when possible.
+
+    `pinned_hash`, if given, is the content hash a promoted version's
+    directory was pinned with: a directory that no longer hashes to it is not
+    run (EvaluationError "model_changed").
 
     `conn` must be in autocommit mode: no transaction is held open while the
     sandbox runs. `cancel`, if given, is a threading.Event that kills the run.
     """
     from .predictions import PredictionsError, read_predictions
-    from .sandbox import SandboxConfigError, SandboxOutputError, SandboxUnavailable, discard_output, run_eval_py
+    from .sandbox import SandboxConfigError, SandboxOutputError, SandboxUnavailable, bwrap_available, run_eval_py
 
-    directory = model_dir(settings, artifact_id)
+    protected = [benchmark.root, *([benchmark.labels_path] if benchmark.labels_path else []),
+                 *(row["path"] for row in db.fetch_all(conn, "recorded_benchmark_paths", {}))]
+    try:
+        directory = resolve_model_dir(settings.resolved_artifact_root, artifact_id, protected=protected)
+    except (UnsafeArtifactId, UnsafeModelDirectory) as exc:
+        raise EvaluationError("unsafe_model_dir", str(exc)) from exc
     if not (directory / "eval.py").is_file():
         raise EvaluationError("no_eval_py", f"no eval.py for {artifact_id} at {directory / 'eval.py'}")
     # Hashing is part of the evaluation's wall time: what it takes, the sandbox does not get.
@@ -172,14 +214,20 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
             deadline=hash_started + settings.eval_wall_seconds))
     except ModelDirectoryRefused as exc:
         raise EvaluationError("model_dir_refused", f"cannot evaluate {artifact_id}: {exc}") from exc
+    if pinned_hash is not None and digest != pinned_hash:
+        raise EvaluationError("model_changed", f"the files of {artifact_id} changed since they were pinned by the verdict "
+                              f"that promoted it (content hash {pinned_hash[:12]}... is now {digest[:12]}...); "
+                              "restore them, or register the changed files as a new version")
     wall_left = math.floor((settings.eval_wall_seconds - (time.monotonic() - hash_started)) * 1000) / 1000
     if wall_left <= 0:
         raise EvaluationError("model_dir_refused", f"hashing the model directory of {artifact_id} used up the "
                                                    f"{settings.eval_wall_seconds} s wall limit")
     plan = _plan_environment(settings, directory)
     environment_hash = plan.key if plan else ""
+    expect_sandboxed = bwrap_available(settings.bwrap_path)
+    conditions = run_key_for(settings, sandboxed=expect_sandboxed, environment_hash=environment_hash)
     cacheable = benchmark.example_ids is not None  # self-scored runs without an id list are not reused
-    key = (artifact_id, benchmark.id, benchmark.split_hash, digest, environment_hash)
+    key = (artifact_id, benchmark.id, benchmark.split_hash, digest, environment_hash, conditions)
     kept = _UNSTORED.get(key)
     if kept is not None and use_cache:
         if store:
@@ -191,6 +239,7 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
         row = db.fetch_one(conn, "cached_evaluation", {
             "artifact_id": artifact_id, "benchmark_id": benchmark.id,
             "split_hash": benchmark.split_hash, "model_hash": digest, "environment_hash": environment_hash,
+            "sandboxed": expect_sandboxed, "run_key": conditions,
         })
         if row is not None:
             cached = _from_cache(row, benchmark, artifact_id, digest)
@@ -208,6 +257,7 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
         try:
             result = run_eval_py(
                 directory, benchmark.inputs_dir, limits=_limits(settings, wall_left), work_dir=work_dir,
+                bwrap=settings.bwrap_path,
                 python=environment.interpreter.executable if environment else settings.sandbox_python,
                 environment=environment.path if environment else None,
                 sandbox_uid=settings.sandbox_uid,
@@ -231,6 +281,7 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
                 predictions = read_predictions(result.out_dir, benchmark, max_bytes=settings.eval_max_output_bytes)
             except (PredictionsError, SandboxOutputError) as exc:
                 raise EvaluationError("bad_output", f"eval.py of {artifact_id} wrote unusable output: {exc}") from exc
+            _check_score_range(benchmark, predictions.values, artifact_id)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -245,6 +296,9 @@ def evaluate(conn: psycopg.Connection, settings: Settings, artifact_id: str, ben
         environment=environment.summary() if environment else None,
         peak_memory_bytes=result.peak_memory_bytes, memory_scope=result.memory_scope,
     )
+    # Keyed by how it actually ran (what _store keys it by), not how it was expected to.
+    key = (artifact_id, benchmark.id, benchmark.split_hash, digest, environment_hash,
+           run_key_for(settings, sandboxed=evaluation.sandboxed, environment_hash=environment_hash))
     if store and cacheable:
         _UNSTORED[key] = evaluation
         while len(_UNSTORED) > _UNSTORED_KEEP:
@@ -272,9 +326,10 @@ def _store(conn: psycopg.Connection, settings: Settings, evaluation: Evaluation)
         "wall_seconds": evaluation.wall_seconds, "cpu_seconds": evaluation.cpu_seconds,
         "peak_rss_bytes": evaluation.peak_rss_bytes, "environment_hash": evaluation.environment_hash,
         "peak_memory_bytes": evaluation.peak_memory_bytes, "memory_scope": evaluation.memory_scope,
+        "run_key": run_key_for(settings, sandboxed=evaluation.sandboxed, environment_hash=evaluation.environment_hash),
     }
     key = (evaluation.artifact_id, evaluation.benchmark_id, evaluation.split_hash, evaluation.model_hash,
-           evaluation.environment_hash)
+           evaluation.environment_hash, params["run_key"])
     target = {"conn": conn}
 
     def store_once() -> None:
@@ -282,12 +337,14 @@ def _store(conn: psycopg.Connection, settings: Settings, evaluation: Evaluation)
         if connection is None or connection.closed:
             connection = target["conn"] = db.connect(settings, autocommit=True)
         try:
-            db.execute(connection, "store_evaluation", params)
+            stored = db.fetch_one(connection, "store_evaluation", params)
             # A second statement, not part of the insert: a crash between the two
             # leaves the fingerprint NULL, and the next cache hit fills it in.
-            fingerprint.store_fingerprint(connection, artifact_id=evaluation.artifact_id,
-                                          benchmark_id=evaluation.benchmark_id, split_hash=evaluation.split_hash,
-                                          model_hash=evaluation.model_hash, predictions=evaluation.predictions)
+            # By id: rows of the same model under other run conditions hold
+            # other predictions.
+            if stored is not None:
+                fingerprint.ensure_fingerprint(connection, stored["id"], evaluation.predictions,
+                                               evaluation.benchmark_id, evaluation.split_hash)
         except Exception as exc:
             if db.is_connection_loss(exc):
                 if connection is not conn:

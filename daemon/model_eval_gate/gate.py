@@ -40,6 +40,12 @@ _ERROR_CODES = {
     "no_benchmark": decision.ReasonCode.BENCHMARK_NOT_FOUND,
     "environment_failure": decision.ReasonCode.ENVIRONMENT_FAILURE,
     "model_dir_refused": decision.ReasonCode.INVALID_MODEL_DIRECTORY,
+    "unsafe_model_dir": decision.ReasonCode.MODEL_DIR_UNSAFE,
+    "unsandboxed": decision.ReasonCode.UNSANDBOXED_EVALUATION,
+    "benchmark_not_lineage": decision.ReasonCode.BENCHMARK_NOT_LINEAGE,
+    "lineage_changed": decision.ReasonCode.LINEAGE_CHANGED,
+    "model_changed": decision.ReasonCode.COMPARATOR_CHANGED,  # only promoted versions are held to their pins
+    "comparator_changed": decision.ReasonCode.COMPARATOR_CHANGED,
 }
 
 
@@ -91,19 +97,95 @@ def _resolve(conn: psycopg.Connection, candidate_id: str) -> dict:
     return {"candidate": candidate, "head": head}
 
 
+def _lineage_benchmark_id(conn: psycopg.Connection, candidate: dict, head: dict | None) -> tuple[str | None, str]:
+    """The benchmark the candidate's lineage is judged on, and where that comes from.
+
+    An operator's re-benchmark comes first, then the lineage head's benchmark
+    (or, for a lineage without a head, its parent's); only a root chooses its
+    own. The candidate never overrides its lineage.
+    """
+    chosen = db.fetch_one(conn, "lineage_benchmark", {"lineage_id": candidate["lineage_id"]})
+    if chosen is not None:
+        return chosen["benchmark_id"], f"re-benchmarked by {chosen['actor']}"
+    if head is not None and head.get("benchmark_id"):
+        return head["benchmark_id"], f"the benchmark of the lineage head {head['id']}"
+    if candidate["parent_version_id"]:
+        parent = db.fetch_one(conn, "candidate_for_gate", {"id": candidate["parent_version_id"]})
+        if parent and parent["benchmark_id"]:
+            return parent["benchmark_id"], f"the benchmark of the parent {parent['id']}"
+    return candidate["benchmark_id"], "the root version's own benchmark"
+
+
 def _load_benchmark(conn: psycopg.Connection, candidate: dict, head: dict | None) -> Benchmark:
     from .benchmark import load_recorded_benchmark
 
-    benchmark_id = candidate["benchmark_id"] or (head or {}).get("benchmark_id")
-    if benchmark_id is None and candidate["parent_version_id"]:
-        parent = db.fetch_one(conn, "candidate_for_gate", {"id": candidate["parent_version_id"]})
-        benchmark_id = parent and parent["benchmark_id"]
+    benchmark_id, source = _lineage_benchmark_id(conn, candidate, head)
     if benchmark_id is None:
         raise EvaluationError("no_benchmark", f"{candidate['id']} names no benchmark_id, and neither does its parent")
+    if candidate["benchmark_id"] and candidate["benchmark_id"] != benchmark_id:
+        raise EvaluationError(
+            "benchmark_not_lineage",
+            f"{candidate['id']} names benchmark {candidate['benchmark_id']!r}, but its lineage "
+            f"{candidate['lineage_id']} is judged on {benchmark_id!r} ({source}); a candidate cannot choose its "
+            "benchmark - register it without benchmark_id, or have an operator run "
+            f"`model-eval-gate rebenchmark {candidate['lineage_id']} {candidate['benchmark_id']}`")
     try:
         return load_recorded_benchmark(conn, benchmark_id)
     except (LookupError, BenchmarkError, OSError) as exc:
         raise EvaluationError("no_benchmark", str(exc)) from exc
+
+
+def _candidate_pin(conn: psycopg.Connection, candidate: dict) -> dict | None:
+    """The candidate's pin, refusing a version first judged in another lineage (unless an operator accepted it)."""
+    pin = db.fetch_one(conn, "model_pin", {"artifact_id": candidate["id"]})
+    if pin is not None and pin["lineage_id"] != candidate["lineage_id"]:
+        raise EvaluationError(
+            "lineage_changed",
+            f"{candidate['id']} was first judged in lineage {pin['lineage_id']} (against "
+            f"{pin['judged_against'] or 'no head'}) and now sits in lineage {candidate['lineage_id']}; a version "
+            "cannot change the comparator it is judged against - register a new version, or have an operator run "
+            f"`model-eval-gate accept-reparent {candidate['id']}`")
+    return pin
+
+
+def _refuse_content_judged_elsewhere(conn: psycopg.Connection, candidate: dict, evaluation: Evaluation) -> None:
+    """The same files, deleted and re-inserted under a new id in another lineage, are the same version."""
+    other = db.fetch_one(conn, "pins_of_content_elsewhere", {
+        "model_hash": evaluation.model_hash, "lineage_id": candidate["lineage_id"], "artifact_id": candidate["id"]})
+    if other is None:
+        return
+    if db.fetch_one(conn, "accepted_reparent", {"artifact_id": candidate["id"],
+                                                "lineage_id": candidate["lineage_id"]}) is not None:
+        return
+    raise EvaluationError(
+        "lineage_changed",
+        f"the files of {candidate['id']} are those of {other['artifact_id']}, already judged in lineage "
+        f"{other['lineage_id']}; the same model cannot be moved to lineage {candidate['lineage_id']} to be judged "
+        f"against another head - have an operator run `model-eval-gate accept-reparent {candidate['id']}` if intended")
+
+
+def _pin(conn: psycopg.Connection, evaluation: Evaluation, lineage_id: str, judged_against: str | None, *,
+         query: str = "pin_model") -> None:
+    db.execute(conn, query, {"artifact_id": evaluation.artifact_id, "lineage_id": lineage_id,
+                                   "model_hash": evaluation.model_hash, "benchmark_id": evaluation.benchmark_id,
+                                   "judged_against": judged_against})
+
+
+def _check_sandboxed(settings: Settings, result: dict, evaluations: list[Evaluation | None]) -> None:
+    """Decide on unsandboxed evaluations only in a deployment that runs unsandboxed on purpose.
+
+    An unsandboxed eval.py can read the labels. The cache key keeps a
+    sandboxed gate from reusing such an evaluation; this is the last check
+    before any verdict. With MODEL_EVAL_GATE_ALLOW_UNSANDBOXED=1 (and no
+    bubblewrap) the verdict is decided but says it was unsandboxed.
+    """
+    unsandboxed = [e.artifact_id for e in evaluations if e is not None and not e.sandboxed]
+    if not unsandboxed:
+        return
+    if not settings.allow_unsandboxed:
+        raise EvaluationError("unsandboxed", f"the evaluation of {', '.join(unsandboxed)} was made without the "
+                              "sandbox; this deployment decides only on sandboxed evaluations")
+    result["unsandboxed_deployment"] = True
 
 
 # ------------------------------------------------------------- statistics --
@@ -207,7 +289,16 @@ def _biocreep_anchors(conn: psycopg.Connection, settings: Settings, benchmark: B
         if version_id == candidate["id"]:
             continue
         if version_id not in evaluations:
-            evaluations[version_id] = evaluate(conn, settings, version_id, benchmark, store=store, cancel=cancel)
+            # A promoted version is held to the files it was promoted with (policy 16.5).
+            pin = db.fetch_one(conn, "model_pin", {"artifact_id": version_id})
+            try:
+                evaluations[version_id] = evaluate(conn, settings, version_id, benchmark, store=store, cancel=cancel,
+                                                   pinned_hash=pin and pin["model_hash"])
+            except EvaluationError as exc:
+                code = "comparator_changed" if exc.reason_code == "model_changed" else exc.reason_code
+                raise EvaluationError(code, f"the lineage's promotion {version_id} could not be evaluated as a "
+                                            f"biocreep anchor: {exc}") from exc
+            _check_sandboxed(settings, result, [evaluations[version_id]])
         try:
             scores = stats.scores_on_benchmark(benchmark, evaluations[version_id].predictions)
         except stats.MetricUndefined:
@@ -250,9 +341,53 @@ def _policy(benchmark: Benchmark) -> decision.BenchmarkPolicy:
     return decision.BenchmarkPolicy.from_manifest(benchmark.manifest, benchmark.higher_is_better)
 
 
-def _parameter_count(metadata: dict | None) -> int | None:
-    value = (metadata or {}).get("parameter_count")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+#: Back-to-back runs of each model for a latency claim; the claim is checked on the medians.
+LATENCY_RUNS = 3
+#: memory_scope values that measure the whole sandbox (OWNERSHIP.md's interface with the sandbox).
+WHOLE_SANDBOX_MEMORY_SCOPES = ("cgroup", "process_tree")
+
+
+def _measured_evidence(conn: psycopg.Connection, settings: Settings, justification: Any, benchmark: Benchmark,
+                       cand_eval: Evaluation, parent_eval: Evaluation, result: dict, *,
+                       cancel=None) -> decision.TradeoffEvidence:
+    """The gate's own measurements for the claims made; never the author's metadata.
+
+    Parameters are counted from both versions' weight files; latency is the
+    median of LATENCY_RUNS alternating, uncached runs of both; memory counts
+    only when both runs measured the whole sandbox. What was measured, and
+    why something could not be, goes into result["measurements"].
+    """
+    from .evaluate import model_dir
+    from .evaluation.weights import count_parameters
+
+    claims = set(justification) if isinstance(justification, dict) else set()
+    measurements: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    if "param_count" in claims:
+        counts = {side: count_parameters(model_dir(settings, e.artifact_id))
+                  for side, e in (("candidate", cand_eval), ("parent", parent_eval))}
+        measurements["param_count"] = {side: c.as_dict() for side, c in counts.items()}
+        fields.update(candidate_parameter_count=counts["candidate"].count,
+                      parent_parameter_count=counts["parent"].count)
+    if "latency" in claims:
+        runs: dict[str, list[float]] = {"candidate": [], "parent": []}
+        for _ in range(LATENCY_RUNS):
+            for side, e in (("candidate", cand_eval), ("parent", parent_eval)):
+                run = evaluate(conn, settings, e.artifact_id, benchmark, use_cache=False, store=False,
+                               cancel=cancel, pinned_hash=e.model_hash)
+                runs[side].append(run.wall_seconds)
+        medians = {side: float(np.median(values)) for side, values in runs.items()}
+        measurements["latency"] = {"runs": runs, "median_wall_seconds": medians}
+        fields.update(candidate_wall_seconds=medians["candidate"], parent_wall_seconds=medians["parent"])
+    if "memory" in claims:
+        scopes = {"candidate": cand_eval.memory_scope, "parent": parent_eval.memory_scope}
+        whole = all(scope in WHOLE_SANDBOX_MEMORY_SCOPES for scope in scopes.values())
+        measurements["memory"] = {"memory_scope": scopes, "verifiable": whole}
+        if whole:  # peak_memory_bytes, never peak_rss_bytes: that one includes the spawner's own peak
+            fields.update(candidate_peak_memory_bytes=cand_eval.peak_memory_bytes,
+                          parent_peak_memory_bytes=parent_eval.peak_memory_bytes)
+    result["measurements"] = measurements
+    return decision.TradeoffEvidence(**fields)
 
 
 def _error_code(exc: EvaluationError) -> decision.ReasonCode:
@@ -321,6 +456,9 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         "head_moved": bool(candidate["parent_version_id"] and compared_against
                            and compared_against != candidate["parent_version_id"]),
         "is_root": compared_against is None,
+        "lineage_id": candidate["lineage_id"],
+        # What the verdict was judged against: the lineage, its head, its benchmark.
+        "judged_against": {"lineage_id": candidate["lineage_id"], "head_id": compared_against, "benchmark_id": None},
         "n_resamples": n_resamples,
         "evaluations": {},
     }
@@ -334,6 +472,8 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         _mark(timeline, "decided")
         verdict_dict = verdict.as_dict()
         result.update({k: v for k, v in verdict_dict.items() if k != "n_resamples" or v is not None})
+        if result.get("unsandboxed_deployment"):
+            result["reason"] = f"[unsandboxed deployment: model code ran without isolation] {result['reason']}"
         # The reason becomes promotion notes, history rows and events, and is
         # printed: author text in it (a rationale, a metric name) stays inert.
         result["reason"] = escape_control(result["reason"])
@@ -367,10 +507,16 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
         benchmark = _load_benchmark(conn, candidate, head)
         result.update({"benchmark_id": benchmark.id, "split_hash": benchmark.split_hash,
                        "self_reported": benchmark.self_scored})
+        result["judged_against"]["benchmark_id"] = benchmark.id
+        _candidate_pin(conn, candidate)
         clock = time.perf_counter()
         _mark(timeline, "candidate_evaluation_started")
         log.info("evaluation_started", model="candidate", benchmark_id=benchmark.id)
+        # A candidate may still change (its author fixing it before a re-gate);
+        # its pin follows each verdict and freezes when it is promoted.
         cand_eval = evaluate(conn, settings, candidate_id, benchmark, use_cache=True, store=store, cancel=cancel)
+        if compared_against is not None:  # a root has no comparator to choose
+            _refuse_content_judged_elsewhere(conn, candidate, cand_eval)
         timings["evaluate_candidate"] = time.perf_counter() - clock
         _mark(timeline, "candidate_evaluation_finished")
         result["evaluations"]["candidate"] = cand_eval.summary()
@@ -381,15 +527,23 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             clock = time.perf_counter()
             _mark(timeline, "parent_evaluation_started")
             log.info("evaluation_started", model="parent", benchmark_id=benchmark.id)
+            parent_pin = db.fetch_one(conn, "model_pin", {"artifact_id": compared_against})
             try:
-                parent_eval = evaluate(conn, settings, compared_against, benchmark, store=store, cancel=cancel)
+                parent_eval = evaluate(conn, settings, compared_against, benchmark, store=store, cancel=cancel,
+                                       pinned_hash=parent_pin and parent_pin["model_hash"])
             except EvaluationError as exc:
-                raise EvaluationError(exc.reason_code, f"the parent {compared_against} could not be evaluated: {exc}") from exc
+                code = "comparator_changed" if exc.reason_code == "model_changed" else exc.reason_code
+                raise EvaluationError(code, f"the parent {compared_against} could not be evaluated: {exc}") from exc
             timings["evaluate_parent"] = time.perf_counter() - clock
             _mark(timeline, "parent_evaluation_finished")
             result["evaluations"]["parent"] = parent_eval.summary()
             log.info("evaluation_finished", model="parent", seconds=round(timings["evaluate_parent"], 3),
                      cached=parent_eval.cached, wall_seconds=parent_eval.wall_seconds)
+        _check_sandboxed(settings, result, [cand_eval, parent_eval])
+        if store:  # pinned at the first evaluation for a verdict; later gates hold the files to it
+            _pin(conn, cand_eval, candidate["lineage_id"], compared_against, query="pin_candidate")
+            if parent_eval is not None:
+                _pin(conn, parent_eval, candidate["lineage_id"], None)
     except EvaluationError as exc:
         # The verdict's reason code, so that the log and the verdict name the failure alike.
         log.warning("evaluation_error", reason_code=str(_error_code(exc)), error=str(exc))
@@ -427,7 +581,8 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
             timings["statistics"] = time.perf_counter() - clock
             return finish(decision.decide(policy=policy, candidate_scores=scores, is_root=True,
                                           confidence=confidence, advisory=not store,
-                                          guardrail_standard_errors=_guardrail_standard_errors(benchmark, cand_eval)))
+                                          guardrail_standard_errors=_guardrail_standard_errors(benchmark, cand_eval),
+                                          self_reported=cand_eval.self_reported or benchmark.self_scored))
 
         # From the split and the head's predictions, never an id: resubmitting
         # the same predictions under a new id cannot re-roll the interval.
@@ -477,12 +632,8 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
                         guardrail_baselines[name] = (version_id, found)
         timings["statistics"] = time.perf_counter() - clock
         _mark(timeline, "statistics_finished")
-        evidence = decision.TradeoffEvidence(
-            candidate_parameter_count=_parameter_count(candidate["metadata"]),
-            parent_parameter_count=_parameter_count(head.get("metadata")),
-            candidate_wall_seconds=cand_eval.wall_seconds, parent_wall_seconds=parent_eval.wall_seconds,
-            candidate_peak_rss_bytes=cand_eval.peak_rss_bytes, parent_peak_rss_bytes=parent_eval.peak_rss_bytes,
-        )
+        evidence = _measured_evidence(conn, settings, justification, benchmark, cand_eval, parent_eval,
+                                      result, cancel=cancel) if justification and not identical else None
         cross_check = None
         if not identical and not benchmark.self_scored and benchmark.primary_metric == "auroc":
             cross_check = delong.paired_delong(benchmark.labels, cand_eval.predictions, parent_eval.predictions,
@@ -499,8 +650,10 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
                                                   declared=bool(benchmark.manifest.get("confirmation_benchmark"))):
             verdict = _confirm_on_sealed_split(
                 conn, settings, result, sealed, verdict, benchmark=benchmark, candidate=candidate,
-                head_id=compared_against, justification=justification,
+                head_id=compared_against, justification=justification, evidence=evidence,
                 n_resamples=n_resamples, store=store, cancel=cancel, kind=kind, requested_by=requested_by, job=job)
+        if cand_eval.self_reported or benchmark.self_scored:  # after every check: a human confirms what passed them
+            verdict = decision.require_confirmation(verdict)
         return finish(verdict)
     except stats.MetricUndefined as exc:
         result["error"] = _stored_error(str(exc))
@@ -520,7 +673,8 @@ def evaluate_and_decide(conn: psycopg.Connection, settings: Settings, candidate_
 
 def _confirm_on_sealed_split(conn, settings: Settings, result: dict, sealed: dict, verdict: decision.Verdict, *,
                              benchmark: Benchmark, candidate: dict, head_id: str,
-                             justification, n_resamples: int, store: bool, cancel, kind: str, requested_by: str,
+                             justification, evidence: decision.TradeoffEvidence | None, n_resamples: int,
+                             store: bool, cancel, kind: str, requested_by: str,
                              job: ClaimedJob | None) -> decision.Verdict:
     """Score a candidate the public split would promote on the benchmark's sealed split (policy/confirmation.py).
 
@@ -529,7 +683,9 @@ def _confirm_on_sealed_split(conn, settings: Settings, result: dict, sealed: dic
     one if the sealed split also promotes, else a rejection
     (confirmation_failed); the author learns only "passed" or "failed".
     Raises EvaluationError (an error verdict) when the sealed split is
-    unusable.
+    unusable. `evidence` is what the gate measured for a tradeoff claim on the
+    public split (weight files, repeated runs): a property of the two models,
+    so the sealed split's verdict checks the same claim against it.
     """
     from .benchmark import load_recorded_benchmark
 
@@ -543,10 +699,14 @@ def _confirm_on_sealed_split(conn, settings: Settings, result: dict, sealed: dic
         raise EvaluationError("no_benchmark", f"the confirmation benchmark {sealed_id} does not match {benchmark.id}: "
                                               "it must have the same task, primary metric and scoring")
     candidate_sealed = evaluate(conn, settings, candidate["id"], split, use_cache=True, store=store, cancel=cancel)
+    head_pin = db.fetch_one(conn, "model_pin", {"artifact_id": head_id})
     try:
-        head_sealed = evaluate(conn, settings, head_id, split, store=store, cancel=cancel)
+        head_sealed = evaluate(conn, settings, head_id, split, store=store, cancel=cancel,
+                               pinned_hash=head_pin and head_pin["model_hash"])
     except EvaluationError as exc:
-        raise EvaluationError(exc.reason_code, f"the head {head_id} could not be evaluated on the sealed split: {exc}") from exc
+        code = "comparator_changed" if exc.reason_code == "model_changed" else exc.reason_code
+        raise EvaluationError(code, f"the head {head_id} could not be evaluated on the sealed split: {exc}") from exc
+    _check_sandboxed(settings, result, [candidate_sealed, head_sealed])
     query = holdout.open_query(
         conn, settings, benchmark=split, candidate=candidate, compared_against=head_id, kind=kind,
         requested_by=requested_by, split_role="confirmation", job_id=job.job_id if job else None,
@@ -562,12 +722,6 @@ def _confirm_on_sealed_split(conn, settings: Settings, result: dict, sealed: dic
     if comparisons is None:
         comparisons = _compare(split, candidate_sealed, head_sealed, n_resamples=n_resamples, seed=seed,
                                undefined={}, confidence=confidence)
-    evidence = decision.TradeoffEvidence(
-        candidate_parameter_count=_parameter_count(candidate["metadata"]),
-        parent_parameter_count=_parameter_count((db.fetch_one(conn, "candidate_for_gate", {"id": head_id}) or {})
-                                                .get("metadata")),
-        candidate_wall_seconds=candidate_sealed.wall_seconds, parent_wall_seconds=head_sealed.wall_seconds,
-        candidate_peak_rss_bytes=candidate_sealed.peak_rss_bytes, parent_peak_rss_bytes=head_sealed.peak_rss_bytes)
     on_sealed = decision.decide(policy=_policy(split), comparisons=comparisons, tradeoff_justification=justification,
                                 evidence=evidence, confidence=confidence, advisory=not store,
                                 predictions_identical=bool(np.array_equal(candidate_sealed.predictions,
@@ -779,6 +933,45 @@ def dry_run(candidate_artifact_id: str, *, settings: Settings, n_resamples: int 
     return result if audience == "operator" else author_view(result)
 
 
+@log_tool_call("confirm_promotion", summarize=_summary)
+def confirm_promotion(candidate_artifact_id: str, actor: str, reason: str, *,
+                      settings: Settings | None = None) -> dict[str, Any]:
+    """A human confirms the promotion a self-scored verdict proposed (outcome awaiting_confirmation).
+
+    Applies the proposed promotion against the same head, recorded as an
+    operator action with reason code confirmed_by_human; refuses when the
+    last verdict is not awaiting confirmation, the head moved, or the
+    candidate's files changed since they were pinned.
+    """
+    from .evaluate import model_hash
+    from .evaluation.model_dirs import resolve_model_dir
+    from .store.operator import record_confirmation, require_human
+
+    actor, reason = require_human(actor, reason, "confirming a self-scored promotion")
+    settings = settings or Settings.from_env()
+    with db.connect(settings, autocommit=True) as conn:
+        _resolve(conn, candidate_artifact_id)
+        last = db.fetch_one(conn, "last_finished_job_for_artifact", {"artifact_id": candidate_artifact_id})
+        if last is None or last["outcome"] != str(decision.Outcome.AWAITING_CONFIRMATION):
+            raise GateRefused(f"{candidate_artifact_id} has no verdict awaiting confirmation "
+                              f"(last verdict: {last['outcome'] if last else 'none'})")
+        proposed = dict(last["result"])
+        pin = db.fetch_one(conn, "model_pin", {"artifact_id": candidate_artifact_id})
+        digest = model_hash(resolve_model_dir(settings.resolved_artifact_root, candidate_artifact_id))
+        if pin is None or pin["model_hash"] != digest:
+            raise GateRefused(f"the files of {candidate_artifact_id} changed since the verdict it awaits; re-gate it")
+        result = {**proposed, "outcome": proposed["proposed"]["outcome"],
+                  "reason_code": str(decision.ReasonCode.CONFIRMED_BY_HUMAN), "confirmed": True,
+                  "reason": f"self-scored promotion confirmed by {actor}: {reason} (gate: {proposed['reason']})"}
+        with conn.transaction():
+            record_confirmation(conn, candidate_artifact_id, actor=actor, reason=reason,
+                                details={"job_id": last["id"], "compared_against": proposed.get("compared_against")})
+            apply_result(conn, result, None, actor=actor)
+        get_logger(__name__).warning("promotion_confirmed", candidate_id=candidate_artifact_id,
+                                     parent_id=result.get("compared_against"), actor=actor, reason=reason)
+        return result
+
+
 _NON_HUMAN_ACTORS = ("model-eval-gate", "system", "daemon", "root", "postgres")
 
 
@@ -821,5 +1014,5 @@ def force_promote(candidate_artifact_id: str, actor: str, reason: str, *,
     raise RuntimeError("the lineage head kept moving; try again")
 
 
-__all__ = ["run_eval_gate", "run_eval_gate_quick", "force_promote", "GateRefused", "GateCancelled", "NotApplicable",
+__all__ = ["run_eval_gate", "run_eval_gate_quick", "force_promote", "confirm_promotion", "GateRefused", "GateCancelled", "NotApplicable",
            "LeaseLost"]

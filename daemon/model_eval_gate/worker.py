@@ -51,6 +51,7 @@ from tenacity import (
 
 from . import db
 from .config import ConfigError, Settings, check_sandbox_uids
+from .evaluation.model_dirs import is_safe_artifact_id
 from .gate import ClaimedJob, GateCancelled, GateRefused, run_claimed_job
 from .lifecycle import LeaseLost, NotApplicable
 from .logging import get_logger
@@ -491,6 +492,10 @@ class Daemon:
 
     def _request_from_notify(self, conn: psycopg.Connection, artifact_id: str, sender_pid: int) -> None:
         log = self.log.bind(candidate_id=artifact_id)
+        if not is_safe_artifact_id(artifact_id):  # the database refuses it too; say why here
+            log.warning("notify_refused", reason="the payload is not one safe artifact id (path component)",
+                        sender_pid=sender_pid)
+            return
         try:
             with self._deadline(conn, "request_gate_for_notify"):
                 row = db.fetch_one(conn, "request_gate_for_notify", {

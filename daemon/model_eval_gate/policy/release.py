@@ -44,6 +44,9 @@ PROMOTING_OUTCOMES = ("promote", "promote_with_tradeoff")
 EVALUATION_ERROR_CODES = (
     "evaluation_error", "benchmark_not_found", "eval_script_not_found", "sandbox_unavailable",
     "sandbox_failure", "eval_timeout", "invalid_eval_output",
+    # Verdict integrity (policy section 16): about the model's directory, its
+    # lineage and its comparator, never about the labels.
+    "model_dir_unsafe", "unsandboxed_evaluation", "benchmark_not_lineage", "lineage_changed", "comparator_changed",
 )
 
 # One sentence per reason code; none names a value computed on the labels.
@@ -51,6 +54,9 @@ _SENTENCES: Mapping[str, str] = {
     "improved": "Promoted: the candidate improved {metric} on the benchmark split, tested at attempt {attempt}",
     "root_version": "Promoted as the root version of its lineage",
     "forced_promotion": "Promoted by a human override (force-promote)",
+    "confirmed_by_human": "Promoted: a human confirmed the promotion proposed on self-reported scores",
+    "self_reported_needs_confirmation": "Awaiting confirmation: the policy would promote, but the scores are "
+                                        "self-reported by the model, so a human must confirm the promotion",
     "tradeoff_verified": "Promoted with a verified tradeoff: {metric} is non-inferior within the benchmark's "
                          "margin and the claimed savings were measured",
     "no_behavioural_change": "Rejected: the candidate's predictions are identical to those of {duplicate}",
@@ -60,6 +66,8 @@ _SENTENCES: Mapping[str, str] = {
     "tradeoff_malformed": "Rejected: the tradeoff justification is malformed",
     "tradeoff_unverifiable": "Rejected: the tradeoff justification cannot be verified",
     "tradeoff_claim_not_met": "Rejected: the gate's measurements do not support the tradeoff claim",
+    "tradeoff_claim_too_small": "Rejected: a tradeoff claim is smaller than the minimum reduction the policy "
+                                "accepts (MIN_CLAIMED_REDUCTION)",
     "primary_inferior": "Rejected: {metric} may be worse than the non-inferiority margin allows",
     "cumulative_inferiority": "Rejected: against the lineage's best promotion without a tradeoff, {metric} may "
                               "have lost more than the margin allows",

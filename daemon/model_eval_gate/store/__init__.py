@@ -1,1 +1,1 @@
-"""The database side: the host contract and its compatibility check (more to move here as issues touch it)."""
+"""The database side: the host contract and its compatibility check, operator actions, roles."""
