@@ -206,6 +206,10 @@ def _run(
         raise
     if hold is not None:
         hold.spawned()
+    # ru_maxrss of the spawned tree starts from this process's own high-water
+    # mark (Linux records the old mm's at exec): read after the spawn, it
+    # bounds that pollution from above.
+    spawner_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     sampler = TreeSampler(process.pid) if sandboxed and cgroup is None else None
     streams = {process.stdout.fileno(): _CappedStream(limits.max_capture_bytes),
                process.stderr.fileno(): _CappedStream(limits.max_capture_bytes)}
@@ -266,7 +270,10 @@ def _run(
     if cgroup is not None and cgroup_peak is not None:
         peak_memory, memory_scope = cgroup_peak, "cgroup"
     elif sampler is not None:
-        peak_memory, memory_scope = max(sampler.peak, largest), "process_tree"
+        # ru_maxrss catches a spike between two samples, but only a figure
+        # above the spawner's own peak is the model's: at or below it, it may
+        # be the daemon's memory, and a memory claim compares these peaks.
+        peak_memory, memory_scope = max(sampler.peak, largest if largest > spawner_peak else 0), "process_tree"
     else:
         peak_memory, memory_scope = largest, "largest_process"
     return SandboxResult(
