@@ -239,10 +239,10 @@ def test_a_forced_promotion_never_becomes_the_biocreep_anchor(world):
     """
     world.model("good", strength=0.95, parent="root")
     assert run_eval_gate("good", settings=world.settings)["reason_code"] == "improved"
-    world.model("weak", strength=0.45, parent="good")
+    world.model("weak", strength=0.45, parent="good", weights=1000)
     assert run_eval_gate("weak", settings=world.settings)["outcome"] == "reject"
     force_promote("weak", "Dr. Ada Lovelace", "needed for a site audit", settings=world.settings)
-    world.model("cheap", strength=0.44, parent="weak", parameter_count=400,
+    world.model("cheap", strength=0.44, parent="weak", parameter_count=400, weights=400,
                 tradeoff_justification={"param_count": "-50%"})
     result = run_eval_gate("cheap", settings=world.settings)
     assert result["biocreep_anchor"]["version_id"] == "good"

@@ -102,7 +102,7 @@ def test_every_task_kind_is_gated(settings, conn, tmp_path, task, extra):
     world = World(settings, conn, tmp_path, task="binary" if task == "self_scored" else task, n=300, **extra)
     world.task = task
     def gate_and_confirm(artifact_id):
-        # A self-scored promotion waits for a human (policy section 15.6).
+        # A self-scored promotion waits for a human (policy section 16.6).
         result = run_eval_gate(artifact_id, settings=settings)
         if task == "self_scored":
             assert result["outcome"] == "awaiting_confirmation", result["reason"]

@@ -928,7 +928,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", type=_positive_int, default=5, metavar="SECONDS",
                    help="how often the queue page reloads itself (default 5)")
 
-    # Verdict integrity (docs/model_promotion_policy.md section 15): the operator decisions an author cannot make.
+    # Verdict integrity (docs/model_promotion_policy.md section 16): the operator decisions an author cannot make.
     p = _add(sub, "confirm", cmd_confirm, "confirm the promotion a self-scored verdict awaits (recorded)",
              "Confirm the promotion a verdict on self-reported scores awaits (outcome awaiting_confirmation): "
              "applied against the same head, recorded with who and why.")

@@ -5,7 +5,7 @@ artifact_root/cas/sha256/<2 hex>/<sha256> (read-only), and builds
 artifact_root/models/<ID> as a read-only tree of hard links to those
 objects. The model directory then cannot change without its author having
 write access to the store, identical files across versions are stored once,
-and the gate's content pin (docs/model_promotion_policy.md section 15.5)
+and the gate's content pin (docs/model_promotion_policy.md section 16.5)
 still catches any change made with such access.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 An author cannot choose its benchmark or comparator; an operator can, and
 every such decision is a row in operator_actions with the human who made it
-and why (docs/model_promotion_policy.md section 15).
+and why (docs/model_promotion_policy.md section 16).
 """
 from __future__ import annotations
 
