@@ -8,6 +8,7 @@ import pytest
 from benchmark_factory import write_eval_py
 from gate_world import World
 from test_gate_cli import cli
+from test_worker import start_daemon, wait_decided  # noqa: F401 (start_daemon is a fixture)
 
 from model_eval_gate import run_eval_gate
 from model_eval_gate.benchmark import record_benchmark
@@ -101,6 +102,16 @@ def test_each_role_can_do_its_job_and_nothing_more(settings, conn, tmp_path, log
                             "ORDER BY artifact_id").fetchall()
     assert [(r[0], r[1]) for r in mine] == [("r-next", "promoted"), ("r-root", "superseded")]
     assert c["rival"].execute("SELECT count(*) FROM model_eval_gate_author_verdicts()").fetchone()[0] == 0
+    # What an author may learn of its queries (holdout accounting): its own
+    # rows of author_releases, and nothing of the tables beneath it.
+    released = pipeline.execute("SELECT artifact_id, outcome, reason_code FROM author_releases "
+                                "ORDER BY artifact_id").fetchall()
+    assert [tuple(r) for r in released] == [("r-next", "promote", "improved"), ("r-root", "promote", "root_version")]
+    assert c["rival"].execute("SELECT count(*) FROM author_releases").fetchone()[0] == 0
+    assert c["operator"].execute("SELECT count(*) FROM author_releases").fetchone()[0] == 2  # not an author: all
+    for table in ("holdout_queries", "holdout_splits", "holdout_attempts", "gate_jobs", "model_pins"):
+        _denied(pipeline, f"SELECT * FROM {table}")
+    _denied(daemon, "DELETE FROM holdout_queries")
 
     # The operator does the rest: benchmarks, re-benchmarking, reading everything.
     operator = c["operator"]
@@ -109,6 +120,30 @@ def test_each_role_can_do_its_job_and_nothing_more(settings, conn, tmp_path, log
     rebenchmark(operator, "r-root", bench, actor="Dr. Ada Lovelace", reason="role test")
     assert operator.execute("SELECT count(*) AS n FROM eval_results").fetchone()["n"] >= 2
     _denied(operator, "CREATE TABLE operator_was_here (x int)")
+
+
+def test_the_daemon_process_runs_with_nothing_but_its_role(settings, conn, tmp_path, logins, start_daemon):
+    """`model-eval-gate run` as model_eval_gate_daemon: start-up checks, LISTEN, claims, gates and applies."""
+    names, dsns, c = logins
+    world = World(settings, conn, tmp_path, n=60)
+    for artifact_id, strength in (("d-root", 0.4), ("d-next", 0.95)):
+        write_eval_py(model_dir(settings, artifact_id), strength=strength)
+    daemon = start_daemon("d1", settings=settings.with_(dsn=dsns["daemon"]))
+    pipeline = c["pipeline"]
+    pipeline.execute("INSERT INTO artifacts (id, artifact_type, title, is_latest, lifecycle_state) "
+                     "VALUES ('d-root', 'model', 'root', 0, 'candidate')")
+    pipeline.execute("INSERT INTO model_versions (artifact_id, benchmark_id) VALUES ('d-root', %s)",
+                     (world.benchmark.id,))
+    assert wait_decided(conn, "d-root", daemons=[daemon])["outcome"] == "promote"
+    pipeline.execute("INSERT INTO artifacts (id, artifact_type, title, parent_version_id, is_latest, lifecycle_state) "
+                     "VALUES ('d-next', 'model', 'next', 'd-root', 0, 'candidate')")
+    pipeline.execute("INSERT INTO model_versions (artifact_id) VALUES ('d-next')")
+    job = wait_decided(conn, "d-next", daemons=[daemon])
+    assert (job["outcome"], job["attempt"]) == ("promote", 1), daemon.tail()
+    errors = [e for e in daemon.events() if e.get("level") in ("error", "critical")]
+    assert not errors, errors
+    assert conn.execute("SELECT count(*) AS n FROM holdout_queries WHERE artifact_id LIKE 'd-%%' "
+                        "AND answered_at IS NOT NULL").fetchone()["n"] == 2
 
 
 def test_the_roles_command_prints_and_applies_the_sql(settings, conn):

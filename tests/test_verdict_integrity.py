@@ -20,10 +20,10 @@ from gate_world import World
 from invariants import assert_lineage_invariants
 from test_gate_cli import cli
 
-from model_eval_gate import run_eval_gate
+from model_eval_gate import db, run_eval_gate
 from model_eval_gate.benchmark import BenchmarkError, load_benchmark, record_benchmark
 from model_eval_gate.catalog import MetadataValidationError, register_model_in
-from model_eval_gate.evaluate import evaluate, model_dir, model_hash
+from model_eval_gate.evaluate import evaluate, model_dir, model_hash, run_key_for
 from model_eval_gate.gate import GateRefused, confirm_promotion
 from model_eval_gate.evaluation.model_dirs import UnsafeArtifactId, check_artifact_id
 from model_eval_gate.store.operator import accept_reparent, rebenchmark
@@ -141,6 +141,25 @@ def test_an_unsandboxed_deployment_says_so_in_its_verdict(world, settings, tmp_p
     result = run_eval_gate("honest", settings=laptop)
     assert result["unsandboxed_deployment"] is True
     assert result["reason"].startswith("[unsandboxed deployment")
+
+
+def test_each_environment_keeps_its_own_stored_evaluation(world, settings, conn):
+    """One model evaluated in two environments (docs/environments.md) is two stored results, each read back alone."""
+    bench = world.benchmark
+    keys = {env: run_key_for(settings, sandboxed=True, environment_hash=env) for env in ("", "env-a")}
+    assert keys[""] != keys["env-a"]  # the environment is a run condition
+    row = {"artifact_id": "root", "benchmark_id": bench.id, "split_hash": bench.split_hash, "model_hash": "files",
+           "prediction_shape": [3], "n_examples": 3, "self_reported": False, "sandboxed": True,
+           "wall_seconds": 0.1, "cpu_seconds": 0.1, "peak_rss_bytes": 1, "peak_memory_bytes": 1,
+           "memory_scope": "process_tree"}
+    for env, value in (("", 0.1), ("env-a", 0.9)):
+        stored = db.fetch_one(conn, "store_evaluation", {
+            **row, "environment_hash": env, "run_key": keys[env],
+            "predictions": np.full(3, value, dtype="<f8").tobytes()})
+        assert stored is not None, f"the {env or 'default'} environment's evaluation was not stored"
+    for env, value in (("", 0.1), ("env-a", 0.9)):
+        cached = db.fetch_one(conn, "cached_evaluation", {**row, "environment_hash": env, "run_key": keys[env]})
+        assert np.frombuffer(cached["predictions"], dtype="<f8")[0] == value
 
 
 # -- route 2: the benchmark is the lineage's ----------------------------------------------------
