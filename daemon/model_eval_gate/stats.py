@@ -50,8 +50,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import hashlib
-import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +58,16 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
+
+# Re-exported: the interval and the seeds have modules of their own, and
+# callers keep reading them here.
+from .statistics.intervals import (  # noqa: F401
+    MIN_TAIL_RESAMPLES,
+    interval_method,
+    normal_tail_interval,
+    percentile_interval,
+)
+from .statistics.seeds import derive_seed, derive_split_seed  # noqa: F401
 
 TASKS: tuple[str, ...] = ("binary", "multiclass", "regression", "self_scored")
 
@@ -110,17 +118,6 @@ BOOTSTRAP_THREADS: int | None = None
 
 DEFAULT_N_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
-
-#: A percentile interval needs resamples beyond its ends: when a tail,
-#: (1 - confidence) / 2 * resamples, holds fewer than this many, the order
-#: statistics cannot resolve it (the 0.0002% quantile of 1000 resamples is
-#: just their minimum, far too optimistic).  The ends are then the normal
-#: tail of the resampled deltas: their mean -/+ z * their standard deviation.
-#: Holdout multiplicity (policy/multiplicity.py) asks for such levels.
-MIN_TAIL_RESAMPLES = 2.0
-
-_SEED_DOMAIN = "model-eval-gate/paired-bootstrap/v1"
-
 
 class MetricUndefined(ValueError):
     """The metric has no value on this data (e.g. AUROC with a single class)."""
@@ -995,49 +992,6 @@ def _drawn_chunks(n: int, n_resamples: int, rows: int, seed: int, with_counts: b
             yield chunk_of(position, indices)
 
 
-def _percentile(sorted_values: np.ndarray, q: float) -> float:
-    """Linear-interpolation percentile (numpy's default method) of ascending values."""
-    position = (sorted_values.size - 1) * q
-    lower = math.floor(position)
-    fraction = position - lower
-    if lower + 1 >= sorted_values.size:
-        return float(sorted_values[-1])
-    a, b = float(sorted_values[lower]), float(sorted_values[lower + 1])
-    return a + fraction * (b - a)
-
-
-def percentile_interval(deltas: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Two-sided percentile interval.
-
-    The upper end is computed as minus the lower end of the negated values, so
-    swapping candidate and parent mirrors the interval exactly.
-    """
-    tail = (1.0 - confidence) / 2.0
-    if tail * deltas.size < MIN_TAIL_RESAMPLES:
-        return normal_tail_interval(deltas, confidence)
-    ascending = np.sort(deltas)
-    low = _percentile(ascending, tail)
-    high = -_percentile(-ascending[::-1], tail)
-    if low > high:  # only rounding can do this, with a handful of resamples
-        low = high = (low + high) / 2.0
-    return low + 0.0, high + 0.0  # + 0.0 turns -0.0 into 0.0 for the reports
-
-
-def normal_tail_interval(deltas: np.ndarray, confidence: float) -> tuple[float, float]:
-    """mean -/+ z_(1 - tail) * sd of the resampled deltas: ends beyond the resamples' resolution."""
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
-    mean = float(np.mean(deltas))
-    spread = float(np.std(deltas, ddof=1)) if deltas.size > 1 else 0.0
-    return mean - z * spread + 0.0, mean + z * spread + 0.0
-
-
-def interval_method(n_valid: int, confidence: float) -> str:
-    """'percentile' or 'normal_tail': which ends percentile_interval computes for this many resamples."""
-    return "percentile" if (1.0 - confidence) / 2.0 * n_valid >= MIN_TAIL_RESAMPLES else "normal_tail"
-
-
 def _validated_run_settings(n_resamples: Any, seed: Any, confidence: Any, chunk_size: Any) -> None:
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 2:
         raise ValueError(f"n_resamples must be an integer >= 2, got {n_resamples!r}")
@@ -1220,42 +1174,6 @@ def _run_inputs_checked(task: str, metrics: Sequence[Metric], y_true, candidate,
     _validated_run_settings(n_resamples, seed, confidence, None)
     _validated_inputs(task, metrics, y_true, candidate, "candidate predictions")
     _validated_inputs(task, metrics, y_true, parent, "parent predictions")
-
-
-def derive_seed(candidate_id: str, parent_id: str | None) -> int:
-    """Bootstrap seed for a (candidate, parent) pair: SHA-256 based, in [0, 2**63).
-
-    Fits a PostgreSQL bigint and a JSON number; stable across processes and
-    Python versions (unlike hash()).  parent_id None (a root version) and ""
-    give different seeds.
-    """
-    if not isinstance(candidate_id, str) or not candidate_id:
-        raise ValueError(f"candidate_id must be a non-empty string, got {candidate_id!r}")
-    if parent_id is not None and not isinstance(parent_id, str):
-        raise ValueError(f"parent_id must be a string or None, got {parent_id!r}")
-    payload = json.dumps([_SEED_DOMAIN, candidate_id, parent_id], ensure_ascii=False).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(payload).digest()[:8], "big") >> 1
-
-
-_SPLIT_SEED_DOMAIN = "model-eval-gate/paired-bootstrap/split+reference/v1"
-
-
-def derive_split_seed(split_hash: str, reference_predictions: Any) -> int:
-    """Bootstrap seed of a comparison: from the split and the compared (reference) model's predictions.
-
-    Not from any id, so a candidate resubmitted under a new id, or a sibling,
-    is resampled on exactly the same draws as every other candidate compared
-    with that head on that split: identical predictions get a bit-identical
-    interval and near-identical ones a near-identical interval; re-rolling
-    the bootstrap by re-registering is impossible.  In [0, 2**63).
-    """
-    if not isinstance(split_hash, str) or not split_hash:
-        raise ValueError(f"split_hash must be a non-empty string, got {split_hash!r}")
-    values = np.ascontiguousarray(np.asarray(reference_predictions, dtype="<f8"))
-    digest = hashlib.sha256()
-    digest.update(json.dumps([_SPLIT_SEED_DOMAIN, split_hash, list(values.shape)]).encode("utf-8"))
-    digest.update(values.tobytes())
-    return int.from_bytes(digest.digest()[:8], "big") >> 1
 
 
 # --------------------------------------------------------------------------

@@ -7,8 +7,9 @@
                          (clusters of dependent examples), strata, label classes.
 * resampling.py          the paired bootstrap under such a design, one
                          BootstrapResult per metric, the same type stats.py returns.
-* intervals.py           the intervals those resamples feed: percentile, the
-                         few-groups t interval, BCa.
+* intervals.py           the intervals those resamples feed: percentile (with
+                         its normal-tail fallback), the few-groups t interval, BCa.
+* seeds.py               bootstrap seeds from the split and the compared predictions.
 * delong.py              DeLong's paired AUROC test (Sun & Xu 2014).
 * power.py               minimum detectable effects and standard errors.
 

@@ -1,6 +1,7 @@
 """Confidence intervals from bootstrap deltas (pure: no I/O, no scipy at run time).
 
-* `percentile`: stats.py's interval, the default with many units.
+* `percentile`: the paired bootstrap's interval (percentile_interval, at the
+  end of this module), the default with many units.
 * `few_units_t`: with fewer than FEW_UNITS resampling units (groups) the
   percentile interval of a cluster bootstrap is too narrow: the bootstrap
   variance of a mean over G groups is (G-1)/G of the unbiased one and the
@@ -154,3 +155,55 @@ def bca(point: float, deltas: np.ndarray, jackknife: np.ndarray, confidence: flo
     low = float(np.quantile(ordered, adjusted(tail)))
     high = float(np.quantile(ordered, adjusted(1.0 - tail)))
     return min(low, high) + 0.0, max(low, high) + 0.0
+
+
+# --- the percentile interval of the paired bootstrap (stats.py) ---------------
+
+#: A percentile interval needs resamples beyond its ends: when a tail,
+#: (1 - confidence) / 2 * resamples, holds fewer than this many, the order
+#: statistics cannot resolve it (the 0.0002% quantile of 1000 resamples is
+#: just their minimum, far too optimistic).  The ends are then the normal
+#: tail of the resampled deltas: their mean -/+ z * their standard deviation.
+#: Holdout multiplicity (policy/multiplicity.py) asks for such levels.
+MIN_TAIL_RESAMPLES = 2.0
+
+
+def _percentile(sorted_values: np.ndarray, q: float) -> float:
+    """Linear-interpolation percentile (numpy's default method) of ascending values."""
+    position = (sorted_values.size - 1) * q
+    lower = math.floor(position)
+    fraction = position - lower
+    if lower + 1 >= sorted_values.size:
+        return float(sorted_values[-1])
+    a, b = float(sorted_values[lower]), float(sorted_values[lower + 1])
+    return a + fraction * (b - a)
+
+
+def percentile_interval(deltas: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Two-sided percentile interval.
+
+    The upper end is computed as minus the lower end of the negated values, so
+    swapping candidate and parent mirrors the interval exactly.
+    """
+    tail = (1.0 - confidence) / 2.0
+    if tail * deltas.size < MIN_TAIL_RESAMPLES:
+        return normal_tail_interval(deltas, confidence)
+    ascending = np.sort(deltas)
+    low = _percentile(ascending, tail)
+    high = -_percentile(-ascending[::-1], tail)
+    if low > high:  # only rounding can do this, with a handful of resamples
+        low = high = (low + high) / 2.0
+    return low + 0.0, high + 0.0  # + 0.0 turns -0.0 into 0.0 for the reports
+
+
+def normal_tail_interval(deltas: np.ndarray, confidence: float) -> tuple[float, float]:
+    """mean -/+ z_(1 - tail) * sd of the resampled deltas: ends beyond the resamples' resolution."""
+    z = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+    mean = float(np.mean(deltas))
+    spread = float(np.std(deltas, ddof=1)) if deltas.size > 1 else 0.0
+    return mean - z * spread + 0.0, mean + z * spread + 0.0
+
+
+def interval_method(n_valid: int, confidence: float) -> str:
+    """'percentile' or 'normal_tail': which ends percentile_interval computes for this many resamples."""
+    return "percentile" if (1.0 - confidence) / 2.0 * n_valid >= MIN_TAIL_RESAMPLES else "normal_tail"
