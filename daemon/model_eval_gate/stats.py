@@ -157,7 +157,7 @@ class BootstrapResult:
     n_valid: int  # resamples where the metric was defined for both models
     seed: int
     confidence: float
-    # How the interval was made: "percentile" or "normal_tail" (this module,
+    # How the interval was made: "percentile" or "normal_tail" (statistics/intervals.py,
     # interval_method), "few_groups_t" / "few_positives_t" (statistics/: too
     # few groups or examples of one class for percentiles, on
     # degrees_of_freedom); and what a resample drew.
