@@ -187,6 +187,20 @@ def test_the_statistics_reason_codes_have_a_sentence_that_names_no_value(code):
     assert not re.search(r"0\.0062|0\.001|0\.011|CI", released["reason"]), released["reason"]
 
 
+def test_every_reason_code_has_its_own_sentence():
+    """A code added without one would reach its author as the bare fallback, with nothing to act on."""
+    from model_eval_gate.decision import ReasonCode
+
+    for code in ReasonCode:
+        result = {"outcome": "error", "reason_code": code.value, "primary_metric": "auroc", "error": "the cause"}
+        sentence = release.author_sentence(result, 1)
+        assert sentence != f"Verdict error ({code.value}).", code.value
+        if code.value in release.EVALUATION_ERROR_CODES:  # the model's own failure: its message is the sentence
+            assert sentence == f"Not decided ({code.value}): the cause.", sentence
+        else:
+            assert "the cause" not in sentence, sentence
+
+
 # ------------------------------------------------------------ the real gate --
 
 @pytest.fixture

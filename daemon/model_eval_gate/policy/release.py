@@ -47,6 +47,8 @@ EVALUATION_ERROR_CODES = (
     # Verdict integrity (policy section 16): about the model's directory, its
     # lineage and its comparator, never about the labels.
     "model_dir_unsafe", "unsandboxed_evaluation", "benchmark_not_lineage", "lineage_changed", "comparator_changed",
+    # The model's own environment (requirements.txt, .python-version) and directory.
+    "environment_failure", "invalid_model_directory",
 )
 
 # One sentence per reason code; none names a value computed on the labels.
@@ -82,6 +84,9 @@ _SENTENCES: Mapping[str, str] = {
                                     "decisive metric; an operator has the details",
     "too_few_resamples": "Not decided: the gate was run with fewer bootstrap resamples than a binding verdict "
                          "needs; an operator must raise MODEL_EVAL_GATE_N_RESAMPLES",
+    "environment_failure": "Not decided: the model's environment (requirements.txt, .python-version) could not "
+                           "be built",
+    "invalid_model_directory": "Not decided: the model directory cannot be evaluated as it is",
     "rate_limited": "Not decided: too many queries against this benchmark; try again later",
     "holdout_budget_spent": "Not decided: the benchmark split has answered all the queries its budget allows; "
                             "an operator must refresh it",
@@ -137,14 +142,15 @@ def _primary_value(result: Mapping[str, Any]) -> float | None:
 
 def author_sentence(result: Mapping[str, Any], attempt: int | None) -> str:
     code = str(result.get("reason_code"))
+    if code in EVALUATION_ERROR_CODES and result.get("error"):  # about the model's own run: the author fixes it
+        sentence = f"Not decided ({code}): {result['error']}"
+        return sentence if sentence.endswith(".") else sentence + "."
     template = _SENTENCES.get(code)
     if template is None:  # a code added without a sentence: say nothing about the labels
         return f"Verdict {result.get('outcome')} ({code})."
     duplicate = result.get("duplicate_of") or "the version it was compared with"
     sentence = template.format(metric=result.get("primary_metric") or "the primary metric",
                                attempt=attempt if attempt is not None else "?", duplicate=duplicate)
-    if code in EVALUATION_ERROR_CODES and result.get("error"):
-        sentence = f"Not decided ({code}): {result['error']}"
     if code == "forced_promotion" and result.get("reason"):  # a person's words, not a score
         sentence = str(result["reason"])
     return sentence if sentence.endswith(".") else sentence + "."
