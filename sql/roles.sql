@@ -44,7 +44,9 @@ $$;
 
 -- The pipeline: INSERT only (the guards of migration 0014 keep its rows
 -- candidates under its own name); no SELECT on any table.
-GRANT INSERT ON artifacts, universal_artifacts, model_versions TO model_eval_gate_pipeline;
+-- Not universal_artifacts: its lifecycle_state is the host's view of a
+-- version, which only the daemon (and `register`, run as an operator) writes.
+GRANT INSERT ON artifacts, model_versions TO model_eval_gate_pipeline;
 GRANT EXECUTE ON FUNCTION model_eval_gate_request(text, text, text), model_eval_gate_author_verdicts()
     TO model_eval_gate_pipeline;
 -- What an author may learn of its own queries (policy section 14.2): the view

@@ -71,6 +71,8 @@ def test_each_role_can_do_its_job_and_nothing_more(settings, conn, tmp_path, log
         ("UPDATE artifacts SET is_latest = 1 WHERE id = 'r-root'", ()),
         ("DELETE FROM model_versions WHERE artifact_id = 'r-root'", ()),
         ("INSERT INTO operator_actions (action, actor, reason) VALUES ('rebenchmark', 'me', 'x')", ()),
+        ("INSERT INTO universal_artifacts (artifact_id, artifact_type, title, lifecycle_state) "
+         "VALUES ('r-root', 'model', 'root', 'active')", ()),
         ("INSERT INTO artifacts (id, artifact_type, title, is_latest, lifecycle_state) "
          "VALUES ('r-head', 'model', 't', 1, 'active')", ()),
     ]:
