@@ -13,7 +13,7 @@ For each benchmark size (rows), four files a model could write:
 Each parse runs in a fresh subprocess, so its peak RSS (ru_maxrss) is the
 parse's own; the figure is the growth of peak RSS over the process's RSS
 before reading (interpreter, numpy, the loaded benchmark), divided by the
-file size. The peer in the same run is benchmark.read_csv_table, the general
+file size. The peer in the same run is csv_tables.read_csv_table, the general
 reader the predictions parser used before (it builds a string per cell).
 Target (issue 14): at most 3x the file size and time linear in it.
 """
@@ -68,7 +68,8 @@ CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from model_eval_gate.benchmark import load_benchmark, read_csv_table
+from model_eval_gate.benchmark import load_benchmark
+from model_eval_gate.evaluation.csv_tables import read_csv_table
 from model_eval_gate.predictions import PredictionsError, read_predictions
 benchmark = load_benchmark(sys.argv[2])
 benchmark.example_index_bytes  # the benchmark's own cost, not the parse's

@@ -20,9 +20,9 @@ from model_eval_gate.benchmark import (
     TASK_METRICS,
     BenchmarkError,
     load_benchmark,
-    read_csv_table,
     split_hash,
 )
+from model_eval_gate.evaluation.csv_tables import read_csv_table
 
 
 def problems_of(path) -> list[str]:

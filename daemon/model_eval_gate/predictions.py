@@ -45,15 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from model_eval_gate import predictions_csv
-from model_eval_gate.benchmark import (
-    EXAMPLE_ID_COLUMN,
-    MAX_EXAMPLES_SHOWN,
-    Benchmark,
-    describe_cells,
-    example_id_problems,
-    format_problems,
-    sample_text,
-)
+from model_eval_gate.benchmark import EXAMPLE_ID_COLUMN, Benchmark, example_id_problems
+from model_eval_gate.evaluation.csv_tables import MAX_EXAMPLES_SHOWN, describe_cells, format_problems, sample_text
 
 PREDICTIONS_CSV = "predictions.csv"
 PREDICTIONS_NPZ = "predictions.npz"

@@ -1,7 +1,7 @@
 """predictions.csv parsed in bounded time and memory, whatever its content.
 
 The model writes this file, so its content is hostile until checked. The
-general CSV reader (benchmark.read_csv_table) builds a Python string per cell:
+general CSV reader (evaluation/csv_tables.read_csv_table) builds a Python string per cell:
 a 48 MiB file of unknown ids cost 723 MiB in the gate process, and checking a
 40,000-column header cell by cell cost seconds of daemon CPU outside every
 sandbox limit. Here:
@@ -110,7 +110,7 @@ def parse(data: bytes, expected: Sequence[str], value_columns: Sequence[str], id
 
 
 def _header_problems(header: list[str], expected: Sequence[str], name: str) -> list[str]:
-    from .benchmark import sample_text
+    from .evaluation.csv_tables import sample_text
 
     counts = Counter(header)
     if counts == Counter(expected):
