@@ -314,8 +314,11 @@ def csv_figures(n: int, repeats: int) -> dict[str, float | None]:
     for example_id, value in zip(ids, values.tolist()):
         buffer.write(f"{example_id},{value!r}\n")
     data = buffer.getvalue().encode()
+    index = {e: i for i, e in enumerate(ids)}
     benchmark = SimpleNamespace(id="scale", task="binary", self_scored=False, classes=None, metrics=("auroc",),
-                                example_ids=ids, example_index={e: i for i, e in enumerate(ids)})
+                                example_ids=ids, example_index=index,
+                                example_index_bytes={e.encode(): i for e, i in index.items()},
+                                longest_example_id_bytes=max(len(e) for e in ids))
     figures: dict[str, float | None] = {"megabytes": len(data) / 1e6}
     with tempfile.TemporaryDirectory() as out_dir:
         (Path(out_dir) / "predictions.csv").write_bytes(data)
