@@ -459,3 +459,15 @@ def test_an_unmigrated_database_or_a_taken_port_is_one_clear_line(empty_dsn, wor
         run = cli({"MODEL_EVAL_GATE_DSN": world.dsn}, "web", "--port", str(taken.getsockname()[1]))
     assert run.returncode == 1 and "cannot listen on 127.0.0.1:" in run.stderr and "--port" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_every_outcome_and_promotion_state_has_its_colour():
+    """A new outcome (awaiting_confirmation came with self-scored confirmation) must not render as a bare badge."""
+    from model_eval_gate.decision import Outcome
+    import model_eval_gate.web
+
+    css = (Path(model_eval_gate.web.__file__).parent / "templates" / "base.html").read_text()
+    for name in [o.value for o in Outcome] + ["candidate", "promoted", "rejected", "superseded"]:
+        assert f".badge.{name} " in css or f".badge.{name}," in css, name
+    for outcome in Outcome:
+        assert f".verdict-box.{outcome.value} " in css, outcome.value
