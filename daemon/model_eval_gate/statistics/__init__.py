@@ -3,6 +3,10 @@
 * compiled_bootstrap.py  stats.py's paired bootstrap over independent
                          examples, compiled (numba) and run on every core;
                          bit-identical to stats.py's numpy path.
+* pcg_stream.py          numpy's PCG64 stream, bounded as Generator.integers
+                         bounds it, for the compiled bootstrap's draws.
+* pairwise.py            numpy's pairwise summation order, compiled.
+* compiled.py            numba when it imports, and the kernels' compilation.
 * design.py              how a benchmark's examples may be resampled: groups
                          (clusters of dependent examples), strata, label classes.
 * resampling.py          the paired bootstrap under such a design, one
