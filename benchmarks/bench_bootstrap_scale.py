@@ -195,9 +195,11 @@ def kernel_profile(y, candidate, parent, repeats: int = 9) -> list[tuple[str, fl
     counts = np.zeros(n, dtype=np.uint8)
     cb._count(drawn[0], counts)
     sorted_counts = np.empty(n, dtype=np.uint8)
-    rows = np.empty((positives.size + 1, 3), dtype=np.int32)
-    terms = np.empty(positives.size)
+    rows, terms, ap_plan, stack = cb.rank_workspace(positives.size, True)
     column = np.random.default_rng(2).normal(size=n)
+    plan = cb.pairwise_plan(n)
+    four_rows = np.stack([np.roll(counts, shift) for shift in range(4)])
+    row_stack, four_sums = np.empty((cb.STACK_DEPTH, 4)), np.empty(4)
     positive_total = int(counts[positives].sum())
     cb._gather(ranks.orders[0], counts, sorted_counts)
 
@@ -215,7 +217,11 @@ def kernel_profile(y, candidate, parent, repeats: int = 9) -> list[tuple[str, fl
         ("draw the 10^6 positions, int32", lambda: rng.integers(0, n, size=(1, n), dtype=np.int32)),
         ("count numpy's positions (uint8)", None),
         ("the kernel: draw numpy's stream and count it (uint8)", lambda: cb._draw_counts(state, n, *draw_rows)),
-        ("one mean metric: pairwise sum of count x value", lambda: cb._pairwise_weighted(column, counts, 0, n)),
+        ("one mean metric: pairwise sum of count x value, recursive walk (before)",
+         lambda: cb._pairwise_weighted(column, counts, 0, n)),
+        ("one mean metric: planned walk, vectorised leaves", lambda: cb.planned_weighted(column, counts, plan, stack)),
+        ("one mean metric: 4 resamples per pass (per resample)",
+         lambda: cb.planned_weighted_rows(column, four_rows, plan, row_stack, four_sums), 4),
         ("one integer mean metric (accuracy): exact int8 sum", lambda: cb._integer_weighted(accuracy_column, counts)),
         ("per model: gather the counts in score order", lambda: cb._gather(ranks.orders[0], counts, sorted_counts)),
         ("per model: scan, tie groups (AUROC pair count)",
@@ -227,12 +233,12 @@ def kernel_profile(y, candidate, parent, repeats: int = 9) -> list[tuple[str, fl
         ("per model: scan, no ties, with the AP terms",
          lambda: cb._rank_scan_untied(sorted_counts, ranks.flags[0], True, rows)),
         ("per model: AP terms' division and pairwise sum",
-         lambda: cb._average_precision_sum(rows, n, positive_total, terms)),
+         lambda: cb._average_precision_sum(rows, n, positive_total, terms, ap_plan, stack)),
         ("before the resamples: both models' rank orders (sorts)",
          lambda: cb.rank_orders((candidate, parent), positive)),
     ]
     results = []
-    for name, run in steps:
+    for name, run, *per in steps:
         times = []
         for _ in range(repeats):
             if run is None:
@@ -241,7 +247,7 @@ def kernel_profile(y, candidate, parent, repeats: int = 9) -> list[tuple[str, fl
             start = time.thread_time()
             run()
             times.append(time.thread_time() - start)
-        results.append((name, statistics.median(times) * 1e3))
+        results.append((name, statistics.median(times) * 1e3 / (per[0] if per else 1)))
     return results
 
 

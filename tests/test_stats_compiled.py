@@ -10,6 +10,7 @@ task, with ties, whatever the chunking and the number of threads.
 """
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,11 +106,11 @@ def test_a_count_past_255_is_recounted_wide():
     drawn[0, :] = 0  # row 0: all 300 draws on example 0 (a positive): wraps a uint8
     outputs = (np.empty((2, 2)), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2)), np.zeros(2, dtype=np.int64))
     narrow = np.zeros(n, dtype=np.uint8)
-    means = (values, np.arange(2), np.empty((0, n), dtype=np.int8), np.empty(0, dtype=np.int64))
+    means = (values, np.arange(2), np.empty((0, n), dtype=np.int8), np.empty(0, dtype=np.int64),
+             compiled_bootstrap.pairwise_plan(n))
     compiled_bootstrap._score_rows(
         drawn, *means, ranks.orders, ranks.flags, ranks.untied, positives, True,
-        np.empty((positives.size + 1, 3), dtype=np.int32), np.empty(positives.size),
-        narrow, np.empty(n, dtype=np.uint8), *outputs)
+        *compiled_bootstrap.rank_workspace(positives.size, True), narrow, np.empty(n, dtype=np.uint8), *outputs)
     assert not narrow.any()  # left zeroed for the next row
     mean_sums, twice_wins, ap_sums, positive_totals = outputs
     split = stats._LabelSplit(y)
@@ -166,7 +167,8 @@ def test_a_wrapped_count_is_drawn_again_and_counted_wide():
     ranks = compiled_bootstrap.rank_orders((candidate, parent), positive)
     positives = np.flatnonzero(positive).astype(np.int64)
     values = np.ascontiguousarray(np.stack([rng.normal(size=n)]))
-    means = (values, np.arange(1), np.empty((0, n), dtype=np.int8), np.empty(0, dtype=np.int64))
+    means = (values, np.arange(1), np.empty((0, n), dtype=np.int8), np.empty(0, dtype=np.int64),
+             compiled_bootstrap.pairwise_plan(n))
     states = np.stack([compiled_bootstrap.generator_state(seed) for seed in (8, 9)])
     narrow = np.full((2, n), 77, dtype=np.uint8)  # garbage: row 0 is marked wrapped and must not be read
     drawn = np.empty(n, dtype=np.int32)
@@ -175,8 +177,8 @@ def test_a_wrapped_count_is_drawn_again_and_counted_wide():
     outputs = (np.empty((2, 1)), np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2)), np.zeros(2, dtype=np.int64))
     compiled_bootstrap._score_count_rows(
         narrow, np.array([True, False]), states, *means, ranks.orders, ranks.flags, ranks.untied, positives, True,
-        np.empty((positives.size + 1, 3), dtype=np.int32), np.empty(positives.size), np.empty(n, dtype=np.uint8),
-        *outputs)
+        *compiled_bootstrap.rank_workspace(positives.size, True), np.empty(n, dtype=np.uint8),
+        np.empty((compiled_bootstrap.STACK_DEPTH, 2)), *outputs)
     split = stats._LabelSplit(y)
     layouts = [stats._RankLayout(candidate, split), stats._RankLayout(parent, split)]
     for r, seed in enumerate((8, 9)):
@@ -254,3 +256,16 @@ def test_designs_are_resampled_by_the_design_path_whatever_the_engine(monkeypatc
     monkeypatch.setattr(stats, "_compiled_engine", no_kernel)
     for engine, threads in (("compiled", None), ("compiled", 1), ("auto", 2), ("numpy", None)):
         assert compare(engine, threads) == reference, (engine, threads)
+
+
+def test_the_scale_benchmarks_profile_runs_on_the_kernel_as_it_is():
+    """benchmarks/bench_bootstrap_scale.py calls the kernel's passes one by one; a changed signature must fail here."""
+    import importlib.util
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_bootstrap_scale.py"
+    spec = importlib.util.spec_from_file_location("bench_bootstrap_scale", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(5)
+    y = (rng.random(5000) < 0.3).astype(np.float64)
+    profile = bench.kernel_profile(y, rng.random(5000), rng.random(5000), repeats=1)
+    assert len(profile) > 10 and all(milliseconds >= 0 for _, milliseconds in profile)

@@ -43,11 +43,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from .compiled import AVAILABLE, compiled as _compiled, numba  # noqa: F401  (numba: the benchmark's version line)
-from .pairwise import _pairwise_sum, _pairwise_weighted  # noqa: F401  (tests and benchmarks reach them here)
+from .pairwise import (STACK_DEPTH, _pairwise_sum, _pairwise_weighted, pairwise_plan,  # noqa: F401
+                       planned_sum, planned_weighted, planned_weighted_rows)
 from .pcg_stream import _STATE_WORDS, _draw, generator_state, stream_matches_numpy  # noqa: F401
 
 #: Positions per chunk (rows x n): 8 MiB of int64 per thread in flight.
 CHUNK_POSITIONS = 2**20
+
+#: Resamples per chunk at most when the kernel counts its own draws: each
+#: float mean column (8 MB at a million examples) is read once per chunk.
+#: 4 rows of uint8 counts are 4 MB per thread at a million examples; 8 rows
+#: measured no faster (their counts no longer share the L3 cache as well).
+COUNTED_ROWS = 4
 
 #: Chunks per thread at least, so that the threads share the work evenly.
 _CHUNKS_PER_THREAD = 8
@@ -75,9 +82,9 @@ def _rank_scan(sorted_counts, flags, want_ap, positive_rows):
     A positive wins over the negatives strictly below its tie group and ties
     with the negatives in it: 2 x wins = the sum of 2 c x (negative weight
     below the group), plus, once per group, (positive weight in it) x
-    (negative weight in it).  With want_ap, row t of positive_rows gets the
-    t-th positive's (count, positive weight below its group, negative weight
-    below its group), for _average_precision_sum.  Branch-free on the labels
+    (negative weight in it).  With want_ap, column t of positive_rows gets
+    the t-th positive's count, positive weight below its group and negative
+    weight below its group (rows 0, 1, 2), for _average_precision_sum.  Branch-free on the labels
     (unpredictable); the tie flags are predictable (nearly all or nearly none).
     """
     cumulative_negative = 0
@@ -102,9 +109,9 @@ def _rank_scan(sorted_counts, flags, want_ap, positive_rows):
             tied += (cumulative_positive - positive_below) * (cumulative_negative - negative_below)
         if want_ap:
             # Written for every example, kept (t advances) for positives.
-            positive_rows[t, 0] = count
-            positive_rows[t, 1] = positive_below
-            positive_rows[t, 2] = negative_below
+            positive_rows[0, t] = count
+            positive_rows[1, t] = positive_below
+            positive_rows[2, t] = negative_below
             t += positive
     return 2 * twice_below + tied
 
@@ -126,9 +133,9 @@ def _rank_scan_untied(sorted_counts, flags, want_ap, positive_rows):
         positive_count = count * positive
         twice_below += positive_count * cumulative_negative
         if want_ap:
-            positive_rows[t, 0] = count
-            positive_rows[t, 1] = cumulative_positive
-            positive_rows[t, 2] = cumulative_negative
+            positive_rows[0, t] = count
+            positive_rows[1, t] = cumulative_positive
+            positive_rows[2, t] = cumulative_negative
             t += positive
         cumulative_negative += count - positive_count
         cumulative_positive += positive_count
@@ -144,19 +151,22 @@ def _integer_weighted(values, counts):
     return total
 
 
-@_compiled("float64(int32[:, ::1], int64, int64, float64[::1])")
-def _average_precision_sum(positive_rows, total, positive_total, terms):
+@_compiled("float64(int32[:, ::1], int64, int64, float64[::1], int64[::1], float64[::1])")
+def _average_precision_sum(positive_rows, total, positive_total, terms, plan, stack):
     """Sum over positives (ascending score order) of c x precision at its score, pairwise.
 
     Precision at s is (P - positive weight below s) / (weight at or above s).
+    The rows are columns apart (count, positive below, negative below: one
+    contiguous array each), so the divisions vectorise; plan is
+    pairwise_plan(number of positives).
     """
-    count = terms.shape[0]
-    for t in range(count):
-        at_or_above = float(total - positive_rows[t, 1] - positive_rows[t, 2])
+    counts, positive_below, negative_below = positive_rows[0], positive_rows[1], positive_rows[2]
+    for t in range(terms.shape[0]):
+        at_or_above = float(total - positive_below[t] - negative_below[t])
         if at_or_above == 0.0:  # only where every count here is 0: the term is 0 anyway
             at_or_above = 1.0
-        terms[t] = float(positive_total - positive_rows[t, 1]) / at_or_above * float(positive_rows[t, 0])
-    return 0.0 + _pairwise_sum(terms, 0, count)  # numpy's reduction starts at 0.0
+        terms[t] = float(positive_total - positive_below[t]) / at_or_above * float(counts[t])
+    return 0.0 + planned_sum(terms, plan, stack)  # numpy's reduction starts at 0.0
 
 
 @_compiled(["boolean(int32[::1], uint8[::1])", "boolean(int32[::1], int32[::1])"])
@@ -170,27 +180,33 @@ def _count(positions, counts):
     return wrapped
 
 
-_MEANS = "float64[:, ::1], int64[::1], int8[:, ::1], int64[::1]"
-_RANKS = "int32[:, ::1], uint8[:, ::1], boolean[::1], int64[::1], boolean, int32[:, ::1], float64[::1]"
+_MEANS = "float64[:, ::1], int64[::1], int8[:, ::1], int64[::1], int64[::1]"
+_RANKS = ("int32[:, ::1], uint8[:, ::1], boolean[::1], int64[::1], boolean, int32[:, ::1], float64[::1], "
+          "int64[::1], float64[::1]")
 _OUTPUTS = "float64[::1], int64[::1], float64[::1], int64[::1]"
 
 
-@_compiled([f"void(uint8[::1], uint8[::1], {_MEANS}, {_RANKS}, {_OUTPUTS})",
-            f"void(int32[::1], int32[::1], {_MEANS}, {_RANKS}, {_OUTPUTS})"])
-def _score_counts(counts, sorted_counts, float_values, float_columns, integer_values, integer_columns,
-                  orders, flags, untied, positives, want_ap, positive_rows, terms,
-                  mean_sums, twice_wins, ap_sums, positive_total_out):
-    """One resample's sums from its counts (see Sums)."""
-    n = counts.shape[0]
+@_compiled([f"void(uint8[::1], {_MEANS}, float64[::1], float64[::1])",
+            f"void(int32[::1], {_MEANS}, float64[::1], float64[::1])"])
+def _mean_sums(counts, float_values, float_columns, integer_values, integer_columns, mean_plan, stack, mean_sums):
+    """One resample's sums of count x value for each mean column (see Sums)."""
     for m in range(float_values.shape[0]):
         # numpy's reduction starts at 0.0
-        mean_sums[float_columns[m]] = 0.0 + _pairwise_weighted(float_values[m], counts, 0, n)
+        mean_sums[float_columns[m]] = 0.0 + planned_weighted(float_values[m], counts, mean_plan, stack)
     for m in range(integer_values.shape[0]):
         # Every partial sum of small integers is exact in float64, so numpy's
         # pairwise float sum is this integer, whatever its order.
         mean_sums[integer_columns[m]] = float(_integer_weighted(integer_values[m], counts))
+
+
+@_compiled([f"void(uint8[::1], uint8[::1], {_RANKS}, int64[::1], float64[::1], int64[::1])",
+            f"void(int32[::1], int32[::1], {_RANKS}, int64[::1], float64[::1], int64[::1])"])
+def _rank_sums(counts, sorted_counts, orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
+               twice_wins, ap_sums, positive_total_out):
+    """One resample's drawn positives and each model's AUROC pair count and average-precision sum (see Sums)."""
     if orders.shape[0] == 0:
         return
+    n = counts.shape[0]
     positive_total = 0
     for i in range(positives.shape[0]):
         positive_total += counts[positives[i]]
@@ -202,15 +218,26 @@ def _score_counts(counts, sorted_counts, float_values, float_columns, integer_va
         else:
             twice_wins[model] = _rank_scan(sorted_counts, flags[model], want_ap, positive_rows)
         if want_ap:
-            ap_sums[model] = _average_precision_sum(positive_rows, n, positive_total, terms)
+            ap_sums[model] = _average_precision_sum(positive_rows, n, positive_total, terms, ap_plan, stack)
+
+
+@_compiled([f"void(uint8[::1], uint8[::1], {_MEANS}, {_RANKS}, {_OUTPUTS})",
+            f"void(int32[::1], int32[::1], {_MEANS}, {_RANKS}, {_OUTPUTS})"])
+def _score_counts(counts, sorted_counts, float_values, float_columns, integer_values, integer_columns, mean_plan,
+                  orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
+                  mean_sums, twice_wins, ap_sums, positive_total_out):
+    """One resample's sums from its counts (see Sums)."""
+    _mean_sums(counts, float_values, float_columns, integer_values, integer_columns, mean_plan, stack, mean_sums)
+    _rank_sums(counts, sorted_counts, orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
+               twice_wins, ap_sums, positive_total_out)
 
 
 _ROW_OUTPUTS = "float64[:, ::1], int64[:, ::1], float64[:, ::1], int64[::1]"
 
 
 @_compiled(f"void(int32[:, ::1], {_MEANS}, {_RANKS}, uint8[::1], uint8[::1], {_ROW_OUTPUTS})")
-def _score_rows(positions, float_values, float_columns, integer_values, integer_columns,
-                orders, flags, untied, positives, want_ap, positive_rows, terms, narrow, narrow_sorted,
+def _score_rows(positions, float_values, float_columns, integer_values, integer_columns, mean_plan,
+                orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack, narrow, narrow_sorted,
                 mean_sums, twice_wins, ap_sums, positive_totals):
     """Score each row of drawn positions into row r of the outputs.
 
@@ -228,12 +255,12 @@ def _score_rows(positions, float_values, float_columns, integer_values, integer_
             wide = np.zeros(n, dtype=np.int32)
             wide_sorted = np.empty(n if orders.shape[0] else 0, dtype=np.int32)
             _count(row, wide)
-            _score_counts(wide, wide_sorted, float_values, float_columns, integer_values, integer_columns,
-                          orders, flags, untied, positives, want_ap, positive_rows, terms,
+            _score_counts(wide, wide_sorted, float_values, float_columns, integer_values, integer_columns, mean_plan,
+                          orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
                           mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
         else:
-            _score_counts(narrow, narrow_sorted, float_values, float_columns, integer_values, integer_columns,
-                          orders, flags, untied, positives, want_ap, positive_rows, terms,
+            _score_counts(narrow, narrow_sorted, float_values, float_columns, integer_values, integer_columns, mean_plan,
+                          orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
                           mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
             narrow[:] = 0
 
@@ -251,24 +278,37 @@ def _draw_counts(state, n, narrow, states_before, wrapped):
         wrapped[r] = _draw(state, n, narrow[r], True)
 
 
-@_compiled(f"void(uint8[:, ::1], boolean[::1], uint64[:, ::1], {_MEANS}, {_RANKS}, uint8[::1], {_ROW_OUTPUTS})")
+@_compiled(f"void(uint8[:, ::1], boolean[::1], uint64[:, ::1], {_MEANS}, {_RANKS}, uint8[::1], float64[:, ::1], "
+           f"{_ROW_OUTPUTS})")
 def _score_count_rows(narrow, wrapped, states_before, float_values, float_columns, integer_values, integer_columns,
-                      orders, flags, untied, positives, want_ap, positive_rows, terms, narrow_sorted,
-                      mean_sums, twice_wins, ap_sums, positive_totals):
-    """Score each row of counts from _draw_counts into row r of the outputs (wrapped rows recounted in int32)."""
+                      mean_plan, orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
+                      narrow_sorted, row_stack, mean_sums, twice_wins, ap_sums, positive_totals):
+    """Score each row of counts from _draw_counts into row r of the outputs (wrapped rows recounted in int32).
+
+    The float mean columns are summed for all rows in one pass per column
+    (planned_weighted_rows; row_stack is its (STACK_DEPTH, rows) stack), the
+    rest row by row.
+    """
     n = narrow.shape[1]
-    for r in range(narrow.shape[0]):
-        if wrapped[r]:
+    rows = narrow.shape[0]
+    column_sums = np.empty(rows)
+    for m in range(float_values.shape[0]):
+        planned_weighted_rows(float_values[m], narrow, mean_plan, row_stack, column_sums)
+        for r in range(rows):
+            mean_sums[r, float_columns[m]] = 0.0 + column_sums[r]  # numpy's reduction starts at 0.0
+    for r in range(rows):
+        if wrapped[r]:  # its narrow counts are wrong: everything again, in int32
             wide = np.zeros(n, dtype=np.int32)
             wide_sorted = np.empty(n if orders.shape[0] else 0, dtype=np.int32)
             _draw(states_before[r].copy(), n, wide, True)
-            _score_counts(wide, wide_sorted, float_values, float_columns, integer_values, integer_columns,
-                          orders, flags, untied, positives, want_ap, positive_rows, terms,
+            _score_counts(wide, wide_sorted, float_values, float_columns, integer_values, integer_columns, mean_plan,
+                          orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
                           mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
-        else:
-            _score_counts(narrow[r], narrow_sorted, float_values, float_columns, integer_values, integer_columns,
-                          orders, flags, untied, positives, want_ap, positive_rows, terms,
-                          mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
+            continue
+        for m in range(integer_values.shape[0]):
+            mean_sums[r, integer_columns[m]] = float(_integer_weighted(integer_values[m], narrow[r]))
+        _rank_sums(narrow[r], narrow_sorted, orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan,
+                   stack, twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
 
 
 @dataclass(frozen=True)
@@ -338,16 +378,27 @@ def full_data_sums(ranks: RankOrders, positives: np.ndarray, *, want_ap: bool) -
     sums = Sums(mean_sums=np.empty((1, 0)), twice_wins=np.zeros((1, 2), dtype=np.int64), ap_sums=np.zeros((1, 2)),
                 positive_totals=np.zeros(1, dtype=np.int64))
     no_means = (np.empty((0, n)), np.empty(0, dtype=np.int64), np.empty((0, n), dtype=np.int8),
-                np.empty(0, dtype=np.int64))
+                np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
     _score_counts(counts, np.empty(n, dtype=np.uint8), *no_means, ranks.orders, ranks.flags, ranks.untied,
-                  positive_positions, want_ap, np.empty((positive_positions.size + 1, 3), dtype=np.int32),
-                  np.empty(positive_positions.size), sums.mean_sums[0], sums.twice_wins[0], sums.ap_sums[0],
-                  sums.positive_totals)
+                  positive_positions, want_ap, *rank_workspace(positive_positions.size, want_ap),
+                  sums.mean_sums[0], sums.twice_wins[0], sums.ap_sums[0], sums.positive_totals)
     return sums
 
 
-def _mean_matrices(columns: list, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(float rows, their column numbers, int8 rows, their column numbers) of the mean metrics' values.
+def rank_workspace(positive_count: int, want_ap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(positive_rows, terms, ap_plan, stack): one thread's scratch for the rank metrics and pairwise sums.
+
+    positive_rows has a column per positive and one for the scan's writes
+    after the last positive.
+    """
+    columns = positive_count + 1 if want_ap else 1
+    plan = pairwise_plan(positive_count) if want_ap else np.empty(0, dtype=np.int64)
+    return (np.empty((3, columns), dtype=np.int32), np.empty(positive_count if want_ap else 0), plan,
+            np.empty(STACK_DEPTH))
+
+
+def _mean_matrices(columns: list, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(float rows, their column numbers, int8 rows, their column numbers, pairwise plan) of the mean metrics.
 
     Consumes `columns` (each entry is set to None once copied, so a million
     examples' columns are not held twice).  A column of small integers
@@ -363,7 +414,9 @@ def _mean_matrices(columns: list, n: int) -> tuple[np.ndarray, np.ndarray, np.nd
     for rows, numbers in ((float_values, floating), (integer_values, integer)):
         for row, m in enumerate(numbers):
             rows[row], columns[m] = columns[m], None
-    return float_values, np.array(floating, dtype=np.int64), integer_values, np.array(integer, dtype=np.int64)
+    plan = pairwise_plan(n) if floating else np.empty(0, dtype=np.int64)
+    return (float_values, np.array(floating, dtype=np.int64), integer_values, np.array(integer, dtype=np.int64),
+            plan)
 
 
 _STREAM_CHECKED: list[bool] = []
@@ -384,9 +437,17 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def chunk_rows(n_examples: int, n_resamples: int, threads: int) -> int:
-    """Resamples per chunk: at most CHUNK_POSITIONS positions, and enough chunks to share."""
+def chunk_rows(n_examples: int, n_resamples: int, threads: int, *, counted: bool = False) -> int:
+    """Resamples per chunk: at most CHUNK_POSITIONS positions, and enough chunks to share.
+
+    counted: the kernel draws and counts the rows itself (uint8 counts, a
+    byte per position instead of int32 positions and their count); then a
+    chunk holds up to COUNTED_ROWS resamples of a large benchmark, whose
+    float mean columns are read once per chunk (planned_weighted_rows).
+    """
     by_memory = max(1, CHUNK_POSITIONS // n_examples)
+    if counted:
+        by_memory = max(by_memory, min(COUNTED_ROWS, (4 * CHUNK_POSITIONS) // n_examples))
     by_sharing = max(1, -(-n_resamples // (_CHUNKS_PER_THREAD * threads)))
     return min(by_memory, by_sharing)
 
@@ -409,7 +470,6 @@ def resampled_sums(*, n_examples: int, n_resamples: int, seed: int, mean_columns
     if n >= MAX_EXAMPLES:
         raise ValueError(f"the compiled bootstrap takes fewer than {MAX_EXAMPLES} examples, got {n}")
     threads = default_threads() if threads is None else max(1, int(threads))
-    rows = chunk_rows(n, n_resamples, threads) if rows is None else max(1, int(rows))
     models = 0 if ranks is None else ranks.orders.shape[0]
     n_columns = len(mean_columns)
     means = _mean_matrices(mean_columns, n)
@@ -425,6 +485,7 @@ def resampled_sums(*, n_examples: int, n_resamples: int, seed: int, mean_columns
                 positive_totals=np.zeros(n_resamples, dtype=np.int64))
 
     own_stream = _own_stream() if own_stream is None else own_stream
+    rows = chunk_rows(n, n_resamples, threads, counted=own_stream) if rows is None else max(1, int(rows))
     rng = None if own_stream else np.random.default_rng(seed)
     state = generator_state(seed) if own_stream else None
     starts = range(0, n_resamples, rows)
@@ -436,12 +497,12 @@ def resampled_sums(*, n_examples: int, n_resamples: int, seed: int, mean_columns
         nonlocal next_chunk
         narrow_sorted = np.empty(n if models else 0, dtype=np.uint8)
         # One row per positive, and one for the writes after the last positive.
-        positive_rows = np.empty((positive_positions.size + 1 if want_ap else 1, 3), dtype=np.int32)
-        terms = np.empty(positive_positions.size if want_ap else 0)
+        positive_rows, terms, ap_plan, stack = rank_workspace(positive_positions.size, want_ap)
         if own_stream:
             narrow = np.empty((rows, n), dtype=np.uint8)
             states_before = np.empty((rows, _STATE_WORDS), dtype=np.uint64)
             wrapped = np.empty(rows, dtype=bool)
+            row_stack = np.empty((STACK_DEPTH, rows))
         else:
             narrow = np.zeros(n, dtype=np.uint8)
         while not failed.is_set():
@@ -464,11 +525,11 @@ def resampled_sums(*, n_examples: int, n_resamples: int, seed: int, mean_columns
             try:
                 if own_stream:
                     _score_count_rows(narrow[:stop - start], wrapped[:stop - start], states_before[:stop - start],
-                                      *means, *rank_arrays, positive_positions, want_ap, positive_rows, terms,
-                                      narrow_sorted, *outputs)
+                                      *means, *rank_arrays, positive_positions, want_ap, positive_rows, terms, ap_plan,
+                                      stack, narrow_sorted, row_stack, *outputs)
                 else:
                     _score_rows(drawn, *means, *rank_arrays, positive_positions, want_ap, positive_rows, terms,
-                                narrow, narrow_sorted, *outputs)
+                                ap_plan, stack, narrow, narrow_sorted, *outputs)
             except BaseException:
                 failed.set()
                 raise
