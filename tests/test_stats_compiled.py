@@ -269,3 +269,33 @@ def test_the_scale_benchmarks_profile_runs_on_the_kernel_as_it_is():
     y = (rng.random(5000) < 0.3).astype(np.float64)
     profile = bench.kernel_profile(y, rng.random(5000), rng.random(5000), repeats=1)
     assert len(profile) > 10 and all(milliseconds >= 0 for _, milliseconds in profile)
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 31, 32, 33, 1000, 4099])
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_the_vectorised_untied_scan_is_the_scan_written_out(n, share):
+    """16 examples per step, prefix sums across lanes and packed stores: the same integers as the definition.
+
+    Twice the AUROC pair count is 2 x sum over positives of count x (negative
+    weight below); each positive's row is (count, positive weight below,
+    negative weight below), in score order.  Checked around every block
+    boundary, with no positive, some and only positives, and for the int32
+    counts of a wrapped resample.
+    """
+    rng = np.random.default_rng(n)
+    positive = rng.random(n) < share
+    ranks = compiled_bootstrap.rank_orders((rng.random(n), rng.random(n)), positive)
+    for counts in (rng.poisson(1.0, n).astype(np.uint8), rng.poisson(1.0, n).astype(np.int32) * 1000):
+        ordered = counts[ranks.orders[0]]
+        labels = (ranks.flags[0] & 1).astype(bool)
+        weights = ordered.astype(np.int64)
+        negative_below = np.cumsum(np.where(labels, 0, weights)) - np.where(labels, 0, weights)
+        positive_below = np.cumsum(np.where(labels, weights, 0)) - np.where(labels, weights, 0)
+        expected = 2 * int(np.sum(np.where(labels, weights * negative_below, 0)))
+        positive_rows, *_ = compiled_bootstrap.rank_workspace(int(labels.sum()), True)
+        assert compiled_bootstrap._rank_scan_untied(ordered, ranks.flags[0], True, positive_rows) == expected
+        assert compiled_bootstrap._rank_scan_untied(ordered, ranks.flags[0], False, positive_rows) == expected
+        kept = int(labels.sum())
+        assert positive_rows[0, :kept].tolist() == weights[labels].tolist()
+        assert positive_rows[1, :kept].tolist() == positive_below[labels].tolist()
+        assert positive_rows[2, :kept].tolist() == negative_below[labels].tolist()

@@ -6,6 +6,8 @@
 * pcg_stream.py          numpy's PCG64 stream, bounded as Generator.integers
                          bounds it, for the compiled bootstrap's draws.
 * pairwise.py            numpy's pairwise summation order, compiled.
+* rank_scans.py          one model's passes: counts in score order, the
+                         AUROC pair count and average-precision terms.
 * compiled.py            numba when it imports, and the kernels' compilation.
 * design.py              how a benchmark's examples may be resampled: groups
                          (clusters of dependent examples), strata, label classes.

@@ -44,8 +44,9 @@ import numpy as np
 
 from .compiled import AVAILABLE, compiled as _compiled, numba  # noqa: F401  (numba: the benchmark's version line)
 from .pairwise import (STACK_DEPTH, _pairwise_sum, _pairwise_weighted, pairwise_plan,  # noqa: F401
-                       planned_sum, planned_weighted, planned_weighted_rows)
+                       planned_weighted, planned_weighted_rows)
 from .pcg_stream import _STATE_WORDS, _draw, generator_state, stream_matches_numpy  # noqa: F401
+from .rank_scans import LANES, _average_precision_sum, _gather, _rank_scan, _rank_scan_untied  # noqa: F401
 
 #: Positions per chunk (rows x n): 8 MiB of int64 per thread in flight.
 CHUNK_POSITIONS = 2**20
@@ -63,86 +64,6 @@ _CHUNKS_PER_THREAD = 8
 MAX_EXAMPLES = 2**31 - 1
 
 
-@_compiled(["void(int32[::1], uint8[::1], uint8[::1])", "void(int32[::1], int32[::1], int32[::1])"])
-def _gather(order, counts, out):
-    """out[k] = counts[order[k]]: the counts in one model's score order.
-
-    Alone in its loop so that the random reads overlap: with the label
-    logic in the same loop, its mispredicted branches cut them short.
-    """
-    for k in range(order.shape[0]):
-        out[k] = counts[order[k]]
-
-
-@_compiled(["int64(uint8[::1], uint8[::1], boolean, int32[:, ::1])",
-            "int64(int32[::1], uint8[::1], boolean, int32[:, ::1])"])
-def _rank_scan(sorted_counts, flags, want_ap, positive_rows):
-    """2 x one model's AUROC pair count, from its counts in ascending score order.
-
-    A positive wins over the negatives strictly below its tie group and ties
-    with the negatives in it: 2 x wins = the sum of 2 c x (negative weight
-    below the group), plus, once per group, (positive weight in it) x
-    (negative weight in it).  With want_ap, column t of positive_rows gets
-    the t-th positive's count, positive weight below its group and negative
-    weight below its group (rows 0, 1, 2), for _average_precision_sum.
-    Branch-free on the labels (unpredictable); the tie flags are predictable
-    (nearly all or nearly none).
-    """
-    cumulative_negative = 0
-    cumulative_positive = 0
-    negative_below = 0
-    positive_below = 0
-    twice_below = 0
-    tied = 0
-    t = 0
-    for k in range(sorted_counts.shape[0]):
-        count = np.int64(sorted_counts[k])
-        flag = flags[k]
-        if flag & 2:  # first of its tie group
-            negative_below = cumulative_negative
-            positive_below = cumulative_positive
-        positive = np.int64(flag & 1)
-        positive_count = count * positive
-        twice_below += positive_count * negative_below
-        cumulative_negative += count - positive_count
-        cumulative_positive += positive_count
-        if flag & 4:  # last of its tie group
-            tied += (cumulative_positive - positive_below) * (cumulative_negative - negative_below)
-        if want_ap:
-            # Written for every example, kept (t advances) for positives.
-            positive_rows[0, t] = count
-            positive_rows[1, t] = positive_below
-            positive_rows[2, t] = negative_below
-            t += positive
-    return 2 * twice_below + tied
-
-
-@_compiled(["int64(uint8[::1], uint8[::1], boolean, int32[:, ::1])",
-            "int64(int32[::1], uint8[::1], boolean, int32[:, ::1])"])
-def _rank_scan_untied(sorted_counts, flags, want_ap, positive_rows):
-    """_rank_scan for a model whose scores are all distinct: every group is one example.
-
-    Half the work per example (no group bookkeeping), the same results.
-    """
-    cumulative_negative = 0
-    cumulative_positive = 0
-    twice_below = 0
-    t = 0
-    for k in range(sorted_counts.shape[0]):
-        count = np.int64(sorted_counts[k])
-        positive = np.int64(flags[k] & 1)
-        positive_count = count * positive
-        twice_below += positive_count * cumulative_negative
-        if want_ap:
-            positive_rows[0, t] = count
-            positive_rows[1, t] = cumulative_positive
-            positive_rows[2, t] = cumulative_negative
-            t += positive
-        cumulative_negative += count - positive_count
-        cumulative_positive += positive_count
-    return 2 * twice_below
-
-
 @_compiled(["int64(int8[::1], uint8[::1])", "int64(int8[::1], int32[::1])"])
 def _integer_weighted(values, counts):
     """sum_j counts[j] * values[j], exactly (small integers: accuracy's -1, 0 and 1)."""
@@ -150,24 +71,6 @@ def _integer_weighted(values, counts):
     for j in range(values.shape[0]):
         total += np.int64(values[j]) * np.int64(counts[j])
     return total
-
-
-@_compiled("float64(int32[:, ::1], int64, int64, float64[::1], int64[::1], float64[::1])")
-def _average_precision_sum(positive_rows, total, positive_total, terms, plan, stack):
-    """Sum over positives (ascending score order) of c x precision at its score, pairwise.
-
-    Precision at s is (P - positive weight below s) / (weight at or above s).
-    The rows are columns apart (count, positive below, negative below: one
-    contiguous array each), so the divisions vectorise; plan is
-    pairwise_plan(number of positives).
-    """
-    counts, positive_below, negative_below = positive_rows[0], positive_rows[1], positive_rows[2]
-    for t in range(terms.shape[0]):
-        at_or_above = float(total - positive_below[t] - negative_below[t])
-        if at_or_above == 0.0:  # only where every count here is 0: the term is 0 anyway
-            at_or_above = 1.0
-        terms[t] = float(positive_total - positive_below[t]) / at_or_above * float(counts[t])
-    return 0.0 + planned_sum(terms, plan, stack)  # numpy's reduction starts at 0.0
 
 
 @_compiled(["boolean(int32[::1], uint8[::1])", "boolean(int32[::1], int32[::1])"])
@@ -408,10 +311,10 @@ def full_data_sums(ranks: RankOrders, positives: np.ndarray, *, want_ap: bool) -
 def rank_workspace(positive_count: int, want_ap: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(positive_rows, terms, ap_plan, stack): one thread's scratch for the rank metrics and pairwise sums.
 
-    positive_rows has a column per positive and one for the scan's writes
-    after the last positive.
+    positive_rows has a column per positive, one for the scan's writes after
+    the last positive and LANES for the vectorised scan's whole-vector stores.
     """
-    columns = positive_count + 1 if want_ap else 1
+    columns = positive_count + 1 + LANES if want_ap else 1
     plan = pairwise_plan(positive_count) if want_ap else np.empty(0, dtype=np.int64)
     return (np.empty((3, columns), dtype=np.int32), np.empty(positive_count if want_ap else 0), plan,
             np.empty(STACK_DEPTH))
