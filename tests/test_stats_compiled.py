@@ -299,3 +299,39 @@ def test_the_vectorised_untied_scan_is_the_scan_written_out(n, share):
         assert positive_rows[0, :kept].tolist() == weights[labels].tolist()
         assert positive_rows[1, :kept].tolist() == positive_below[labels].tolist()
         assert positive_rows[2, :kept].tolist() == negative_below[labels].tolist()
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 33, 1000, 4099])
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("levels", [1, 3, 40, 10**9])
+def test_the_vectorised_tied_scan_is_the_scan_written_out(n, share, levels):
+    """The tie-group scan, 16 at a time, against its definition: groups of every length, across block boundaries.
+
+    A positive wins over the negatives below its group and ties with those in
+    it: 2 x wins = 2 x sum of count x (negative weight below the group) +
+    sum over groups of (positive weight in it) x (negative weight in it).
+    levels: how many distinct scores (1: one group of everything).
+    """
+    rng = np.random.default_rng(n + levels)
+    positive = rng.random(n) < share
+    scores = rng.integers(0, levels, n).astype(np.float64)
+    ranks = compiled_bootstrap.rank_orders((scores, scores[::-1].copy()), positive)
+    ordered_scores = scores[ranks.orders[0]]
+    for counts in (rng.poisson(1.0, n).astype(np.uint8), rng.poisson(1.0, n).astype(np.int32) * 1000):
+        ordered = counts[ranks.orders[0]]
+        labels = (ranks.flags[0] & 1).astype(bool)
+        weights = ordered.astype(np.int64)
+        negative, positive_weight = np.where(labels, 0, weights), np.where(labels, weights, 0)
+        groups = np.unique(ordered_scores, return_inverse=True)[1]
+        first = np.searchsorted(groups, groups)  # each example's group's first position (groups ascend)
+        negative_below = (np.cumsum(negative) - negative)[first]
+        positive_below = (np.cumsum(positive_weight) - positive_weight)[first]
+        in_group = [(positive_weight[groups == g].sum(), negative[groups == g].sum()) for g in range(groups.max() + 1)]
+        expected = 2 * int(np.sum(positive_weight * negative_below)) + sum(int(p) * int(q) for p, q in in_group)
+        positive_rows, *_ = compiled_bootstrap.rank_workspace(int(labels.sum()), True)
+        assert compiled_bootstrap._rank_scan(ordered, ranks.flags[0], True, positive_rows) == expected
+        assert compiled_bootstrap._rank_scan(ordered, ranks.flags[0], False, positive_rows) == expected
+        kept = int(labels.sum())
+        assert positive_rows[0, :kept].tolist() == weights[labels].tolist()
+        assert positive_rows[1, :kept].tolist() == positive_below[labels].tolist()
+        assert positive_rows[2, :kept].tolist() == negative_below[labels].tolist()

@@ -24,35 +24,41 @@ if numba is not None:
 LANES = 16
 
 
-def _lane_prefix(builder, vector):
-    """Inclusive prefix sums across the lanes of an integer vector: log2(LANES) shifts and adds."""
+def _lane_shifts(builder, vector, combine):
+    """Inclusive scan across the lanes of an integer vector: log2(LANES) shifts (zeros shifted in) and combines."""
     zero = ir.Constant(vector.type, None)
     shift = 1
     while shift < LANES:
         lanes = ir.Constant(ir.VectorType(ir.IntType(32), LANES),
                             [lane - shift if lane >= shift else LANES for lane in range(LANES)])
-        vector = builder.add(vector, builder.shuffle_vector(vector, zero, lanes))
+        vector = combine(vector, builder.shuffle_vector(vector, zero, lanes))
         shift *= 2
     return vector
 
 
-def _intrinsic_untied_blocks():
+def _intrinsic_scan_blocks(tied: bool):
     @intrinsic
-    def untied_blocks(typingctx, sorted_counts, flags, want_ap, positive_rows, stop):
-        """The untied scan over examples [0, stop), LANES at a time (stop a multiple of LANES).
+    def scan_blocks(typingctx, sorted_counts, flags, want_ap, positive_rows, stop):
+        """_rank_scan (tied) or _rank_scan_untied over examples [0, stop), LANES at a time (stop a multiple of LANES).
 
-        Returns (twice_below, cumulative_negative, cumulative_positive, t) as
-        the scalar loop has them after example stop - 1.  Per step: the
-        counts and labels of LANES examples; the negative and positive
-        weights below each one are prefix sums across the lanes plus the
-        running totals; the AUROC products are summed in int64 lanes; with
-        want_ap the positives' (count, positive below, negative below) are
-        packed to the front of a vector (LLVM's vector.compress: AVX-512's
-        vpcompressd) and stored whole at column t, the next store
-        overwriting the lanes past the positives (hence the spare columns).
-        Integer arithmetic throughout, so the results are the scalar loop's.
+        Returns the scalar loop's state after example stop - 1: (twice_below,
+        cumulative_negative, cumulative_positive, t), and for the tied scan
+        also (tied, negative_below, positive_below) of the open group.  Per
+        step: the counts and labels of LANES examples; the negative and
+        positive weight below each one are prefix sums across the lanes plus
+        the running totals; in the tied scan a group's weights below are
+        those at its first example, carried to the rest of the group by a
+        running maximum across the lanes (the weights below never decrease),
+        and the group's tied pairs are counted at its last example.  The
+        AUROC products are summed in int64 lanes; with want_ap the
+        positives' (count, positive below, negative below) are packed to the
+        front of a vector (LLVM's vector.compress: AVX-512's vpcompressd)
+        and stored whole at column t, the next store overwriting the lanes
+        past the positives (hence the spare columns).  Integer arithmetic
+        throughout, so the results are the scalar loop's.
         """
-        signature = types.UniTuple(types.int64, 4)(sorted_counts, flags, want_ap, positive_rows, stop)
+        outputs = 7 if tied else 4
+        signature = types.UniTuple(types.int64, outputs)(sorted_counts, flags, want_ap, positive_rows, stop)
 
         def codegen(context, builder, sig, args):
             i8, i16, i32, i64 = ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
@@ -80,9 +86,26 @@ def _intrinsic_untied_blocks():
             def last(vector):
                 return builder.extract_element(vector, ir.Constant(i32, LANES - 1))
 
+            def flag_set(flag, bit):
+                return builder.icmp_unsigned("!=", builder.and_(flag, ir.Constant(bytes_, [bit] * LANES)),
+                                             ir.Constant(bytes_, None))
+
+            def larger(first, second):
+                return builder.select(builder.icmp_signed(">", first, second), first, second)
+
+            def total(vector):
+                lanes = builder.load(vector)
+                result = ir.Constant(i64, 0)
+                for lane in range(LANES):
+                    result = builder.add(result, builder.extract_element(lanes, ir.Constant(i32, lane)))
+                return result
+
             twice = cgutils.alloca_once_value(builder, ir.Constant(int64s, None))
+            tied_pairs = cgutils.alloca_once_value(builder, ir.Constant(int64s, None))
             negative = cgutils.alloca_once_value(builder, ir.Constant(i32, 0))
             positive = cgutils.alloca_once_value(builder, ir.Constant(i32, 0))
+            group_negative = cgutils.alloca_once_value(builder, ir.Constant(i32, 0))
+            group_positive = cgutils.alloca_once_value(builder, ir.Constant(i32, 0))
             kept = cgutils.alloca_once_value(builder, ir.Constant(i64, 0))
             with cgutils.for_range(builder, builder.udiv(stop, ir.Constant(i64, LANES))) as loop:
                 k = builder.mul(loop.index, ir.Constant(i64, LANES))
@@ -90,40 +113,53 @@ def _intrinsic_untied_blocks():
                                                      ir.VectorType(count_type, LANES).as_pointer()), align=1)
                 if count_type.width < 32:
                     count = builder.zext(count, int32s)
-                label = builder.load(builder.bitcast(builder.gep(labels.data, [k]), bytes_.as_pointer()), align=1)
-                is_positive = builder.icmp_unsigned("!=", builder.and_(label, ir.Constant(bytes_, [1] * LANES)),
-                                                    ir.Constant(bytes_, None))
+                flag = builder.load(builder.bitcast(builder.gep(labels.data, [k]), bytes_.as_pointer()), align=1)
+                is_positive = flag_set(flag, 1)
                 positive_count = builder.select(is_positive, count, ir.Constant(int32s, None))
                 negative_count = builder.sub(count, positive_count)
-                negative_through, positive_through = (_lane_prefix(builder, negative_count),
-                                                      _lane_prefix(builder, positive_count))
+                negative_through = _lane_shifts(builder, negative_count, builder.add)
+                positive_through = _lane_shifts(builder, positive_count, builder.add)
                 negative_before, positive_before = builder.load(negative), builder.load(positive)
                 negative_below = builder.add(builder.sub(negative_through, negative_count), splat(negative_before))
+                positive_below = builder.add(builder.sub(positive_through, positive_count), splat(positive_before))
+                if tied:  # the weights below a group are those below its first example
+                    is_first = flag_set(flag, 2)
+                    zeros = ir.Constant(int32s, None)
+                    negative_below = larger(_lane_shifts(builder, builder.select(is_first, negative_below, zeros), larger),
+                                            splat(builder.load(group_negative)))
+                    positive_below = larger(_lane_shifts(builder, builder.select(is_first, positive_below, zeros), larger),
+                                            splat(builder.load(group_positive)))
+                    builder.store(last(negative_below), group_negative)
+                    builder.store(last(positive_below), group_positive)
+                    negative_in = builder.sub(builder.add(negative_through, splat(negative_before)), negative_below)
+                    positive_in = builder.sub(builder.add(positive_through, splat(positive_before)), positive_below)
+                    pairs = builder.mul(builder.zext(positive_in, int64s), builder.zext(negative_in, int64s))
+                    closed = builder.select(flag_set(flag, 4), pairs, ir.Constant(int64s, None))
+                    builder.store(builder.add(builder.load(tied_pairs), closed), tied_pairs)
                 products = builder.mul(builder.zext(positive_count, int64s), builder.zext(negative_below, int64s))
                 builder.store(builder.add(builder.load(twice), products), twice)
                 builder.store(builder.add(negative_before, last(negative_through)), negative)
                 builder.store(builder.add(positive_before, last(positive_through)), positive)
                 with builder.if_then(want, likely=True):
-                    positive_below = builder.add(builder.sub(positive_through, positive_count), splat(positive_before))
                     t = builder.load(kept)
                     for start, values in zip(row_starts, (count, positive_below, negative_below)):
                         packed = builder.call(compress, [values, is_positive, ir.Constant(int32s, ir.Undefined)])
                         builder.store(packed, builder.bitcast(builder.gep(start, [t]), int32s.as_pointer()), align=4)
                     positives = builder.call(popcount, [builder.bitcast(is_positive, i16)])
                     builder.store(builder.add(t, builder.zext(positives, i64)), kept)
-            lanes = builder.load(twice)
-            twice_below = ir.Constant(i64, 0)
-            for lane in range(LANES):
-                twice_below = builder.add(twice_below, builder.extract_element(lanes, ir.Constant(i32, lane)))
-            parts = [twice_below, builder.zext(builder.load(negative), i64), builder.zext(builder.load(positive), i64),
+            parts = [total(twice), builder.zext(builder.load(negative), i64), builder.zext(builder.load(positive), i64),
                      builder.load(kept)]
+            if tied:
+                parts += [total(tied_pairs), builder.zext(builder.load(group_negative), i64),
+                          builder.zext(builder.load(group_positive), i64)]
             return context.make_tuple(builder, sig.return_type, parts)
 
         return signature, codegen
-    return untied_blocks
+    return scan_blocks
 
 
-_untied_blocks = _intrinsic_untied_blocks() if numba is not None else None
+_untied_blocks = _intrinsic_scan_blocks(tied=False) if numba is not None else None
+_tied_blocks = _intrinsic_scan_blocks(tied=True) if numba is not None else None
 
 
 @_compiled(["void(int32[::1], uint8[::1], uint8[::1])", "void(int32[::1], int32[::1], int32[::1])"])
@@ -148,17 +184,13 @@ def _rank_scan(sorted_counts, flags, want_ap, positive_rows):
     (negative weight in it).  With want_ap, column t of positive_rows gets
     the t-th positive's count, positive weight below its group and negative
     weight below its group (rows 0, 1, 2), for _average_precision_sum.
-    Branch-free on the labels (unpredictable); the tie flags are predictable
-    (nearly all or nearly none).
+    positive_rows needs LANES spare columns (rank_workspace).
     """
-    cumulative_negative = 0
-    cumulative_positive = 0
-    negative_below = 0
-    positive_below = 0
-    twice_below = 0
-    tied = 0
-    t = 0
-    for k in range(sorted_counts.shape[0]):
+    n = sorted_counts.shape[0]
+    stop = n - n % LANES  # LANES examples per step (_tied_blocks), the last few one by one
+    (twice_below, cumulative_negative, cumulative_positive, t, tied, negative_below,
+     positive_below) = _tied_blocks(sorted_counts, flags, want_ap, positive_rows, stop)
+    for k in range(stop, n):
         count = np.int64(sorted_counts[k])
         flag = flags[k]
         if flag & 2:  # first of its tie group
