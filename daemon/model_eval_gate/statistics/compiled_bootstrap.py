@@ -21,10 +21,13 @@ Why each result is bit-identical to the numpy path:
   is computed with the same operations, in ascending score order (ties in
   label order), and summed pairwise like numpy's row sum.
 
-Per resample: count the draws (uint8 counts, 1 MB for a million examples),
-the mean metrics' weighted sums (one streaming pass per metric), and per
-model a gather of the counts in score order and one branch-free scan that
-yields the AUROC pair count and the average-precision terms.
+Per resample: count the draws (uint8 counts, 1 MB for a million examples);
+the float mean metrics' weighted sums, up to COUNTED_ROWS resamples per pass
+over a column (pairwise.py: numpy's tree walked from a plan, its leaves one
+8-wide vector each); and per model a gather of the counts in score order
+and a scan of 16 examples per step (rank_scans.py) that yields the AUROC
+pair count and the average-precision rows, whose terms are then divided
+and summed in one vectorised pass.
 
 Threads.  Resamples are drawn chunk by chunk from the one Generator, under a
 lock that also hands out the chunk numbers, so chunk k always holds resamples
@@ -163,8 +166,8 @@ def _score_rows(positions, float_values, float_columns, integer_values, integer_
                           orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
                           mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
         else:
-            _score_counts(narrow, narrow_sorted, float_values, float_columns, integer_values, integer_columns, mean_plan,
-                          orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
+            _score_counts(narrow, narrow_sorted, float_values, float_columns, integer_values, integer_columns,
+                          mean_plan, orders, flags, untied, positives, want_ap, positive_rows, terms, ap_plan, stack,
                           mean_sums[r], twice_wins[r], ap_sums[r], positive_totals[r:r + 1])
             narrow[:] = 0
 

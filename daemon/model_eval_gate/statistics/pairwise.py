@@ -185,7 +185,8 @@ def _intrinsic_lane_sums(weighted: bool):
                 return builder.fmul(convert(counts, doubles), block)
 
             sums = cgutils.alloca_once_value(builder, terms(start))
-            steps = builder.sub(builder.udiv(builder.sub(stop, start), ir.Constant(index, lanes)), ir.Constant(index, 1))
+            blocks = builder.udiv(builder.sub(stop, start), ir.Constant(index, lanes))
+            steps = builder.sub(blocks, ir.Constant(index, 1))
             with cgutils.for_range(builder, steps) as loop:
                 j = builder.add(start, builder.mul(builder.add(loop.index, ir.Constant(index, 1)),
                                                    ir.Constant(index, lanes)))

@@ -124,11 +124,13 @@ def _intrinsic_scan_blocks(tied: bool):
                 positive_below = builder.add(builder.sub(positive_through, positive_count), splat(positive_before))
                 if tied:  # the weights below a group are those below its first example
                     is_first = flag_set(flag, 2)
-                    zeros = ir.Constant(int32s, None)
-                    negative_below = larger(_lane_shifts(builder, builder.select(is_first, negative_below, zeros), larger),
-                                            splat(builder.load(group_negative)))
-                    positive_below = larger(_lane_shifts(builder, builder.select(is_first, positive_below, zeros), larger),
-                                            splat(builder.load(group_positive)))
+
+                    def at_group_start(below, carried):
+                        starts = builder.select(is_first, below, ir.Constant(int32s, None))
+                        return larger(_lane_shifts(builder, starts, larger), splat(builder.load(carried)))
+
+                    negative_below = at_group_start(negative_below, group_negative)
+                    positive_below = at_group_start(positive_below, group_positive)
                     builder.store(last(negative_below), group_negative)
                     builder.store(last(positive_below), group_positive)
                     negative_in = builder.sub(builder.add(negative_through, splat(negative_before)), negative_below)
