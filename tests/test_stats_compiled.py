@@ -335,3 +335,44 @@ def test_the_vectorised_tied_scan_is_the_scan_written_out(n, share, levels):
         assert positive_rows[0, :kept].tolist() == weights[labels].tolist()
         assert positive_rows[1, :kept].tolist() == positive_below[labels].tolist()
         assert positive_rows[2, :kept].tolist() == negative_below[labels].tolist()
+
+
+GENERIC_TARGET_PROBE = """
+import sys
+import numpy as np
+from model_eval_gate import stats
+from model_eval_gate.statistics import rank_scans
+rng = np.random.default_rng(5)
+for decimals in (0, 2):
+    n = 3001
+    y = (rng.random(n) < 0.3).astype(np.float64)
+    candidate = np.clip(0.3 * y + rng.random(n) * 0.7, 0.0, 1.0)
+    parent = np.clip(candidate + rng.normal(0.0, 0.2, n), 0.0, 1.0)
+    if decimals:
+        candidate, parent = np.round(candidate, decimals), np.round(parent, decimals)
+    results = []
+    for engine in ("numpy", "compiled"):
+        stats.BOOTSTRAP_ENGINE = engine
+        results.append(stats.paired_bootstrap_many("binary", list(sys.argv[1].split(",")), y, candidate, parent,
+                                                   n_resamples=300, seed=11))
+    assert results[0] == results[1], decimals
+assembly = next(iter(rank_scans._rank_scan_untied.inspect_asm().values()))
+print("avx512" if "zmm" in assembly else "baseline")
+"""
+
+
+def test_the_kernel_gives_the_same_bits_on_a_cpu_without_avx512(tmp_path):
+    """The vector passes are LLVM IR, lowered for whatever CPU runs them: on plain x86-64 the same results.
+
+    numba compiles for the host; NUMBA_CPU_NAME=generic makes it compile for
+    baseline x86-64 (SSE2: no AVX-512 compress, no 512-bit registers), in a
+    fresh cache so nothing compiled for this machine is reused.
+    """
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    completed = subprocess.run([sys.executable, "-c", GENERIC_TARGET_PROBE, ",".join(BINARY)], env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().splitlines()[-1] == "baseline"
